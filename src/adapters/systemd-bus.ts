@@ -1,0 +1,237 @@
+import dbus from 'dbus-next';
+import type { UnitFacts } from '../core/failure.js';
+import { BusCallError } from '../errors/bus-error.js';
+
+const SYSTEMD = 'org.freedesktop.systemd1';
+const MANAGER_PATH = '/org/freedesktop/systemd1';
+const MANAGER = 'org.freedesktop.systemd1.Manager';
+const UNIT = 'org.freedesktop.systemd1.Unit';
+const PROPERTIES = 'org.freedesktop.DBus.Properties';
+
+/** One match rule for every unit, present and future: systemd sends these only to subscribed clients. */
+const UNIT_CHANGES_RULE = `type='signal',sender='${SYSTEMD}',interface='${PROPERTIES}',member='PropertiesChanged',arg0='${UNIT}'`;
+
+/** Each unit type that has a `Result` carries it on its own interface. */
+const TYPE_INTERFACES: Readonly<Record<string, string>> = {
+  service: 'org.freedesktop.systemd1.Service',
+  socket: 'org.freedesktop.systemd1.Socket',
+  mount: 'org.freedesktop.systemd1.Mount',
+  automount: 'org.freedesktop.systemd1.Automount',
+  swap: 'org.freedesktop.systemd1.Swap',
+  timer: 'org.freedesktop.systemd1.Timer',
+  path: 'org.freedesktop.systemd1.Path',
+  scope: 'org.freedesktop.systemd1.Scope',
+};
+
+export interface UnitChange {
+  readonly unit: string;
+  readonly objectPath: string;
+  readonly activeState: string;
+  readonly subState: string;
+}
+
+export interface ListedUnit {
+  readonly unit: string;
+  readonly objectPath: string;
+  readonly activeState: string;
+  readonly subState: string;
+}
+
+export interface SystemdBusEvents {
+  /** A unit's ActiveState or SubState may have changed. */
+  onUnitChange(change: UnitChange): void;
+  /** The connection is gone; no more changes will arrive on this instance. */
+  onDisconnect(reason: Error): void;
+}
+
+/** systemd escapes every byte outside [A-Za-z0-9] of a unit name as `_xx` in its object path. */
+export function unitNameFromPath(objectPath: string): string | undefined {
+  const prefix = `${MANAGER_PATH}/unit/`;
+  if (!objectPath.startsWith(prefix)) return undefined;
+  const label = objectPath.slice(prefix.length);
+  const bytes: number[] = [];
+  for (let i = 0; i < label.length; i++) {
+    const char = label[i] ?? '';
+    if (char === '_') {
+      const hex = label.slice(i + 1, i + 3);
+      if (!/^[0-9a-f]{2}$/.test(hex)) return undefined;
+      bytes.push(Number.parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(char.charCodeAt(0));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+function unwrap(value: unknown): unknown {
+  return value instanceof dbus.Variant ? value.value : value;
+}
+
+function asString(value: unknown): string {
+  const plain = unwrap(value);
+  return typeof plain === 'string' ? plain : '';
+}
+
+function asNumber(value: unknown): number | undefined {
+  const plain = unwrap(value);
+  if (typeof plain === 'number') return plain;
+  if (typeof plain === 'bigint') return Number(plain);
+  return undefined;
+}
+
+function asHex(value: unknown): string {
+  const plain = unwrap(value);
+  if (Buffer.isBuffer(plain)) return plain.toString('hex');
+  if (Array.isArray(plain)) return Buffer.from(plain as number[]).toString('hex');
+  return '';
+}
+
+/**
+ * The D-Bus edge: subscribes to systemd and turns its signals into UnitChange callbacks, and reads a
+ * unit's facts on demand. Knows nothing about what a failure means.
+ */
+export class SystemdBus {
+  readonly #events: SystemdBusEvents;
+  readonly #callTimeoutMs: number;
+  #bus: dbus.MessageBus | undefined;
+  #disconnected = false;
+
+  constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number } = {}) {
+    this.#events = events;
+    this.#callTimeoutMs = options.callTimeoutMs ?? 25_000;
+  }
+
+  /** Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured) and subscribes to every unit. */
+  async start(): Promise<void> {
+    const bus = dbus.systemBus();
+    this.#bus = bus;
+    bus.on('error', (error: unknown) =>
+      this.#lost(error instanceof Error ? error : new Error(String(error))),
+    );
+    // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
+    const connection = (bus as unknown as { _connection?: NodeJS.EventEmitter })._connection;
+    connection?.on('end', () => this.#lost(new Error('the system bus closed the connection')));
+    bus.on('message', (message: dbus.Message) => this.#dispatch(message));
+
+    await this.#call(
+      'org.freedesktop.DBus',
+      '/org/freedesktop/DBus',
+      'org.freedesktop.DBus',
+      'AddMatch',
+      's',
+      [UNIT_CHANGES_RULE],
+    );
+    await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'Subscribe');
+  }
+
+  stop(): void {
+    const bus = this.#bus;
+    this.#bus = undefined;
+    this.#disconnected = true;
+    bus?.disconnect();
+  }
+
+  async listUnits(): Promise<ListedUnit[]> {
+    const reply = await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'ListUnits');
+    const rows = (reply[0] ?? []) as unknown[][];
+    return rows.map((row) => ({
+      unit: String(row[0]),
+      activeState: String(row[3]),
+      subState: String(row[4]),
+      objectPath: String(row[6]),
+    }));
+  }
+
+  async unitPath(unit: string): Promise<string> {
+    const reply = await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'LoadUnit', 's', [unit]);
+    return String(reply[0]);
+  }
+
+  /** Reads what a notification needs, from the Unit interface and the unit type's own interface at once. */
+  async readFacts(unit: string, objectPath: string): Promise<UnitFacts> {
+    const suffix = unit.slice(unit.lastIndexOf('.') + 1);
+    const typeInterface = TYPE_INTERFACES[suffix];
+    const [unitProps, typeProps] = await Promise.all([
+      this.#getAll(objectPath, UNIT),
+      typeInterface === undefined
+        ? Promise.resolve<Record<string, unknown>>({})
+        : this.#getAll(objectPath, typeInterface),
+    ]);
+    return {
+      unit,
+      description: asString(unitProps.Description),
+      activeState: asString(unitProps.ActiveState),
+      subState: asString(unitProps.SubState),
+      result: asString(typeProps.Result),
+      execMainCode: asNumber(typeProps.ExecMainCode),
+      execMainStatus: asNumber(typeProps.ExecMainStatus),
+      restarts: asNumber(typeProps.NRestarts),
+      invocationId: asHex(unitProps.InvocationID),
+      inactiveEnterTimestampUs: asNumber(unitProps.InactiveEnterTimestamp) ?? 0,
+      fragmentPath: asString(unitProps.FragmentPath),
+    };
+  }
+
+  async #getAll(objectPath: string, iface: string): Promise<Record<string, unknown>> {
+    const reply = await this.#call(SYSTEMD, objectPath, PROPERTIES, 'GetAll', 's', [iface]);
+    return (reply[0] ?? {}) as Record<string, unknown>;
+  }
+
+  #dispatch(message: dbus.Message): void {
+    if (message.type !== dbus.MessageType.SIGNAL || message.member !== 'PropertiesChanged') return;
+    if (message.interface !== PROPERTIES || message.body?.[0] !== UNIT) return;
+    const changed = (message.body[1] ?? {}) as Record<string, unknown>;
+    if (!('ActiveState' in changed) && !('SubState' in changed)) return;
+    const objectPath = message.path ?? '';
+    const unit = unitNameFromPath(objectPath);
+    if (unit === undefined) return;
+    this.#events.onUnitChange({
+      unit,
+      objectPath,
+      activeState: asString(changed.ActiveState),
+      subState: asString(changed.SubState),
+    });
+  }
+
+  #lost(reason: Error): void {
+    if (this.#disconnected) return;
+    this.#disconnected = true;
+    this.#events.onDisconnect(reason);
+  }
+
+  async #call(
+    destination: string,
+    path: string,
+    iface: string,
+    member: string,
+    signature?: string,
+    body?: unknown[],
+  ): Promise<unknown[]> {
+    const bus = this.#bus;
+    if (bus === undefined) throw new BusCallError(`${iface}.${member}`, path, new Error('not connected'));
+    const message = new dbus.Message({
+      destination,
+      path,
+      interface: iface,
+      member,
+      ...(signature === undefined ? {} : { signature, body: body ?? [] }),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    // A call on a connection that died silently would otherwise wait forever.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)),
+        this.#callTimeoutMs,
+      );
+    });
+    try {
+      const reply = await Promise.race([bus.call(message), timeout]);
+      return (reply?.body ?? []) as unknown[];
+    } catch (error) {
+      throw new BusCallError(`${iface}.${member}`, path, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { createLogger, type Logger } from './adapters/logger.js';
+import { MailTransport, readSmtpPassword } from './adapters/mail-transport.js';
+import { type Config, parseConfig, renderEffectiveConfig } from './core/config.js';
+import { parseEnvFile } from './core/env-file.js';
+import { Daemon } from './daemon.js';
+import { ConfigError } from './errors/config-error.js';
+
+/** sysexits.h EX_CONFIG: lets the unit say RestartPreventExitStatus=78 so bad config does not restart-loop. */
+export const EXIT_CONFIG = 78;
+const EXIT_USAGE = 64;
+const EXIT_FAILURE = 1;
+
+const USAGE = `Usage: unitwatch <command> [--env-file FILE]
+
+Mails you when a systemd unit fails.
+
+Commands:
+  run            watch systemd and send notifications (the daemon)
+  check-config   validate the configuration and print it, secrets masked
+  test-email     send one test mail through the configured transport
+
+Options:
+  --env-file FILE  read UNITWATCH_* variables from FILE (systemd EnvironmentFile= syntax)
+                   on top of the environment
+  -h, --help       show this help
+  -V, --version    show the version
+
+Configuration: UNITWATCH_* environment variables, see docs/configuration.md.
+Exit status: 0 ok, 1 failure, 64 usage error, 78 bad configuration.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+interface Invocation {
+  readonly command: string;
+  readonly envFile: string | undefined;
+}
+
+function parseArguments(argv: readonly string[]): Invocation | string {
+  let command: string | undefined;
+  let envFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--env-file') {
+      envFile = argv[++i];
+      if (envFile === undefined) return '--env-file needs a file name';
+    } else if (arg.startsWith('--env-file=')) {
+      envFile = arg.slice('--env-file='.length);
+    } else if (arg === '-h' || arg === '--help') {
+      command = 'help';
+    } else if (arg === '-V' || arg === '--version') {
+      command = 'version';
+    } else if (arg.startsWith('-')) {
+      return `unknown option ${arg}`;
+    } else if (command === undefined) {
+      command = arg;
+    } else {
+      return `unexpected argument ${arg}`;
+    }
+  }
+  return { command: command ?? 'help', envFile };
+}
+
+async function loadConfig(envFile: string | undefined): Promise<Config> {
+  let env: Record<string, string | undefined> = process.env;
+  if (envFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(envFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError([
+        { key: envFile, message: `cannot read (${(error as NodeJS.ErrnoException).code})` },
+      ]);
+    }
+    const parsed = parseEnvFile(text, envFile);
+    if (parsed.problems.length > 0) throw new ConfigError(parsed.problems);
+    env = { ...process.env, ...parsed.variables };
+  }
+  return parseConfig(env, {
+    hostname: hostname(),
+    systemdStateDirectory: process.env.STATE_DIRECTORY,
+    credentialsDirectory: process.env.CREDENTIALS_DIRECTORY,
+  });
+}
+
+async function run(config: Config, password: string | undefined, logger: Logger): Promise<number> {
+  const daemon = new Daemon(config, logger, password);
+  process.on('unhandledRejection', (reason) => {
+    // dbus-next rejects a promise nobody holds when its Hello fails; the bus 'error' event already
+    // started a reconnect, so this must not end the daemon.
+    logger.error({ err: reason }, 'unhandled rejection');
+  });
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      void daemon.stop().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await daemon.start();
+  await stopped;
+  return 0;
+}
+
+async function testEmail(config: Config, password: string | undefined): Promise<number> {
+  const transport = new MailTransport(config, password);
+  transport.start();
+  try {
+    const receipt = await transport.send({
+      subject: `[unitwatch] test mail from ${config.hostname}`,
+      text: `This is a test mail from unitwatch on ${config.hostname}.\n\nIf you read this, failure notifications will reach you too.\n`,
+      headers: { 'Auto-Submitted': 'auto-generated', 'X-Unitwatch-Host': config.hostname },
+      messageId: `<${randomUUID()}@${config.hostname}>`,
+    });
+    process.stdout.write(
+      `sent to ${config.to.join(', ')} through ${transport.description}: ${receipt.response}\n`,
+    );
+    return 0;
+  } catch (error) {
+    process.stderr.write(`unitwatch: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT_FAILURE;
+  } finally {
+    transport.stop();
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const invocation = parseArguments(argv);
+  if (typeof invocation === 'string') {
+    process.stderr.write(`unitwatch: ${invocation}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (invocation.command === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (invocation.command === 'version') {
+    process.stdout.write(`unitwatch ${version()}\n`);
+    return 0;
+  }
+  if (!['run', 'check-config', 'test-email'].includes(invocation.command)) {
+    process.stderr.write(`unitwatch: unknown command ${invocation.command}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+
+  let config: Config;
+  let password: string | undefined;
+  try {
+    config = await loadConfig(invocation.envFile);
+    password = await readSmtpPassword(config.transport);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`unitwatch: ${error.message}\n`);
+      return EXIT_CONFIG;
+    }
+    throw error;
+  }
+
+  switch (invocation.command) {
+    case 'check-config':
+      process.stdout.write(renderEffectiveConfig(config));
+      return 0;
+    case 'test-email':
+      return testEmail(config, password);
+    default:
+      return run(config, password, createLogger({ level: config.logLevel }));
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // The daemon's timers and sockets are closed by then, but a stuck SMTP socket must not keep us alive.
+    process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `unitwatch: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = EXIT_FAILURE;
+  },
+);

@@ -1,0 +1,94 @@
+/** What systemd told us about a unit at the moment it failed, read before it can be garbage-collected. */
+export interface UnitFacts {
+  readonly unit: string;
+  readonly description: string;
+  readonly activeState: string;
+  readonly subState: string;
+  /** systemd's `Result` (`exit-code`, `signal`, `timeout`, `core-dump`, `start-limit-hit`, …); '' if the unit type has none. */
+  readonly result: string;
+  /** CLD_EXITED (1), CLD_KILLED (2) or CLD_DUMPED (3); undefined for unit types without a main process. */
+  readonly execMainCode: number | undefined;
+  readonly execMainStatus: number | undefined;
+  readonly restarts: number | undefined;
+  /** 32 hex digits, '' when systemd gave none. */
+  readonly invocationId: string;
+  /** Microseconds since the epoch, 0 when unknown. */
+  readonly inactiveEnterTimestampUs: number;
+  readonly fragmentPath: string;
+}
+
+export type FailureKind =
+  /** The unit reached ActiveState=failed. */
+  | 'failed'
+  /** A Restart= unit crashed and systemd scheduled a restart: the failure that never reaches `failed`. */
+  | 'crash-restart';
+
+export interface Failure {
+  readonly kind: FailureKind;
+  readonly facts: UnitFacts;
+  /** When unitwatch saw it (ms since epoch, from the injected clock). */
+  readonly observedAtMs: number;
+}
+
+export interface UnitStateView {
+  readonly activeState: string;
+  readonly subState: string;
+}
+
+/** The transition that makes a notification owed, or undefined. Entering a state counts, staying in it does not. */
+export function failureKindOf(
+  previous: UnitStateView | undefined,
+  next: UnitStateView,
+): FailureKind | undefined {
+  if (next.activeState === 'failed' && previous?.activeState !== 'failed') return 'failed';
+  if (next.subState === 'auto-restart' && previous?.subState !== 'auto-restart') return 'crash-restart';
+  return undefined;
+}
+
+/**
+ * A scheduled restart after a clean exit (`Restart=always` on a job that finished) is routine; only a
+ * restart after a non-success result is a crash worth a mail.
+ */
+export function isNotifiable(kind: FailureKind, facts: UnitFacts): boolean {
+  if (kind === 'failed') return true;
+  return facts.result !== '' && facts.result !== 'success';
+}
+
+/**
+ * Identifies one failure of one invocation, so the same event seen twice (a repeated signal, a catch-up
+ * after reconnect) is reported once. A crash-restart and the later `failed` of the same invocation
+ * (start limit hit) are different events.
+ */
+export function failureKey(kind: FailureKind, facts: UnitFacts): string {
+  const instant = facts.invocationId !== '' ? facts.invocationId : `t${facts.inactiveEnterTimestampUs}`;
+  return `${facts.unit}\u0000${instant}\u0000${kind}\u0000${facts.result}`;
+}
+
+/**
+ * Remembers the last state of every unit that is not inactive, and turns each new state into a
+ * decision. Inactive units are forgotten, since unknown and inactive mean the same to failureKindOf;
+ * this keeps memory proportional to the units that are running or failed.
+ */
+export class UnitStateTracker {
+  readonly #states = new Map<string, UnitStateView>();
+
+  /** Seeds the state without deciding anything (start-up, reconnect). */
+  remember(unit: string, view: UnitStateView): void {
+    if (view.activeState === 'inactive') this.#states.delete(unit);
+    else this.#states.set(unit, { activeState: view.activeState, subState: view.subState });
+  }
+
+  observe(unit: string, view: UnitStateView): FailureKind | undefined {
+    const kind = failureKindOf(this.#states.get(unit), view);
+    this.remember(unit, view);
+    return kind;
+  }
+
+  get size(): number {
+    return this.#states.size;
+  }
+
+  failedUnits(): string[] {
+    return [...this.#states].filter(([, view]) => view.activeState === 'failed').map(([unit]) => unit);
+  }
+}
