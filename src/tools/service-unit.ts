@@ -29,7 +29,7 @@ const SECTIONS = ['unit', 'service', 'install'] as const;
  * The caller owns these: the module, the harness and the docs each run a different binary with a
  * different environment, so a definition carrying them would be silently overridden somewhere.
  */
-const CALLER_OWNED = new Set(['ExecStart', 'EnvironmentFile', 'Environment', 'User', 'Group']);
+const CALLER_OWNED = new Set(['ExecStart', 'EnvironmentFile', 'Environment']);
 
 /**
  * Keys whose list items must each get their own line: a `~` deny list only applies to a whole line,
