@@ -1,0 +1,95 @@
+# Builds unitwatch from this checkout with nixpkgs' npm tooling.
+#
+# The lock file carries integrity hashes but no download addresses, and both nixpkgs
+# fetchers (fetchNpmDeps and importNpmLock) skip every entry without `resolved`, which
+# would leave npm offline with nothing to install. So the addresses are filled in here,
+# at evaluation time, from each entry's name and version, and importNpmLock fetches every
+# tarball with the lock file's own integrity hash. No npmDepsHash exists to refresh:
+# after `npm install` changes package-lock.json, the next build follows it.
+{
+  lib,
+  buildNpmPackage,
+  importNpmLock,
+  nodejs_20,
+  # Where tarballs are fetched from: the registry npm itself uses by default.
+  npmRegistry ? "https://registry.npmjs.org",
+}:
+
+let
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../package.json
+      ../package-lock.json
+      ../tsconfig.json
+      ../tsconfig.build.json
+      ../src
+      ../nix
+      ../docs
+      ../README.md
+    ];
+  };
+
+  package = lib.importJSON ../package.json;
+  lock = lib.importJSON ../package-lock.json;
+
+  # "node_modules/a/node_modules/@s/b" installs "@s/b"; an aliased entry names its real package.
+  packageName =
+    path: entry:
+    entry.name or (lib.last (lib.splitString "node_modules/" path));
+
+  # The registry's tarball layout: <registry>/<name>/-/<name without scope>-<version>.tgz
+  tarballUrl =
+    name: version:
+    "${npmRegistry}/${name}/-/${lib.last (lib.splitString "/" name)}-${version}.tgz";
+
+  fetchable =
+    path: entry:
+    path != ""
+    && lib.hasPrefix "node_modules/" path
+    && !(entry.link or false)
+    && !(entry.inBundle or false)
+    && entry ? version
+    && entry ? integrity;
+
+  withResolved = lock // {
+    packages = lib.mapAttrs (
+      path: entry:
+      if fetchable path entry && !(entry ? resolved) then
+        entry // { resolved = tarballUrl (packageName path entry) entry.version; }
+      else
+        entry
+    ) lock.packages;
+  };
+in
+buildNpmPackage {
+  pname = package.name;
+  inherit (package) version;
+  inherit src;
+  nodejs = nodejs_20;
+
+  npmDeps = importNpmLock {
+    inherit package;
+    packageLock = withResolved;
+  };
+  npmConfigHook = importNpmLock.npmConfigHook;
+
+  # The only install script in the tree is dbus-next's optional native `usocket`, used for
+  # passing file descriptors over D-Bus, which unitwatch never does; skipping it keeps the
+  # build free of node-gyp.
+  npmRebuildFlags = [ "--ignore-scripts" ];
+
+  # `npm run build` is tsc; npmInstallHook then copies what `files` lists, prunes dev
+  # dependencies and wraps each `bin` entry so it runs with this pinned nodejs.
+
+  passthru = {
+    inherit withResolved;
+  };
+
+  meta = {
+    description = package.description;
+    license = lib.licenses.mit;
+    mainProgram = "unitwatch";
+    platforms = lib.platforms.linux;
+  };
+}
