@@ -3,6 +3,7 @@ import type { MailSender } from './adapters/mail-transport.js';
 import type { ListedUnit, UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import {
+  classifyFailure,
   type Failure,
   type FailureKind,
   failureKey,
@@ -114,7 +115,7 @@ export class FailureWatcher {
     void work.finally(() => this.#inFlight.delete(work));
   }
 
-  async #handleFailure(kind: FailureKind, change: UnitChange): Promise<void> {
+  async #handleFailure(observed: FailureKind, change: UnitChange): Promise<void> {
     const { logger, units, now } = this.#deps;
     const observedAtMs = now();
     let facts: UnitFacts;
@@ -140,6 +141,7 @@ export class FailureWatcher {
         fragmentPath: '',
       };
     }
+    const kind = classifyFailure(observed, facts);
     if (!isNotifiable(kind, facts)) {
       logger.debug({ unit: change.unit, result: facts.result }, 'restart after a clean exit, not a failure');
       return;

@@ -46,6 +46,15 @@ export function failureKindOf(
 }
 
 /**
+ * The kind a failure really is, judged on the facts read after the signal. systemd ≥ 246 passes a
+ * crashing Restart= unit through `failed` on its way to `auto-restart`, and a signal may show either;
+ * the facts, read afterwards, show where it landed, so both signals describe one crash-restart.
+ */
+export function classifyFailure(observed: FailureKind, facts: UnitFacts): FailureKind {
+  return facts.subState === 'auto-restart' ? 'crash-restart' : observed;
+}
+
+/**
  * A scheduled restart after a clean exit (`Restart=always` on a job that finished) is routine; only a
  * restart after a non-success result is a crash worth a mail.
  */

@@ -1,0 +1,86 @@
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ParsedMail, simpleParser } from 'mailparser';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+
+export interface ReceivedMail {
+  readonly parsed: ParsedMail;
+  readonly raw: string;
+  readonly envelopeTo: readonly string[];
+  readonly receivedAtMs: number;
+}
+
+/**
+ * A real SMTP server on loopback that keeps every accepted message, parsed. The systemd instance
+ * shares the host's network, so unitwatch inside reaches it at 127.0.0.1.
+ */
+export class SmtpSink {
+  readonly mails: ReceivedMail[] = [];
+  #server: SMTPServer | undefined;
+  #port = 0;
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get url(): string {
+    return `smtp://127.0.0.1:${this.#port}`;
+  }
+
+  async start(options: Partial<SMTPServerOptions> = {}): Promise<void> {
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      size: 50 * 1024 * 1024,
+      onData: (stream, session, callback) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => {
+          const raw = Buffer.concat(chunks).toString('utf8');
+          const envelopeTo = session.envelope.rcptTo.map((rcpt) => rcpt.address);
+          simpleParser(raw).then(
+            (parsed) => {
+              this.mails.push({ parsed, raw, envelopeTo, receivedAtMs: Date.now() });
+              callback();
+            },
+            (error: Error) => callback(error),
+          );
+        });
+      },
+      ...options,
+    });
+    server.on('error', () => {
+      // client resets during fault tests are expected
+    });
+    this.#server = server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.#port = (server.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  mailsAbout(unit: string): ReceivedMail[] {
+    return this.mails.filter((mail) => mail.parsed.headers.get('x-unitwatch-unit') === unit);
+  }
+
+  /** Waits until `predicate` holds for the mails received so far; throws with what did arrive. */
+  async waitFor(
+    predicate: (mails: readonly ReceivedMail[]) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.mails)) {
+      if (Date.now() > deadline) {
+        const subjects = this.mails.map((mail) => mail.parsed.subject).join('\n  ');
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received:\n  ${subjects}`);
+      }
+      await sleep(25);
+    }
+  }
+}

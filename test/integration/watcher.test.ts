@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
+import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
+import { installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
+
+const skip = integrationSkipReason();
+const MAIL_WAIT_MS = 15_000;
+
+function bodyOf(mail: ReceivedMail | undefined): string {
+  return mail?.parsed.text ?? '';
+}
+
+describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
+  let instance: SystemdInstance;
+  const smtp = new SmtpSink();
+
+  beforeAll(async () => {
+    await smtp.start();
+    instance = await SystemdInstance.boot();
+    await installUnitwatch(instance, {
+      UNITWATCH_TO: 'ops@example.org',
+      UNITWATCH_SMTP_URL: smtp.url,
+      UNITWATCH_HOSTNAME: 'testhost',
+      UNITWATCH_STATUS_LINES: '50',
+      UNITWATCH_LOG_LEVEL: 'debug',
+    });
+    await startUnitwatch(instance);
+  });
+
+  afterAll(async () => {
+    await instance?.poweroff();
+    await smtp.stop();
+  });
+
+  it('mails a failed unit once, with its status and its own last output lines', async () => {
+    await instance.run([
+      'systemd-run',
+      '--unit=payments.service',
+      '--description=Payments API',
+      '/bin/sh',
+      '-c',
+      'echo "payments: cannot bind 0.0.0.0:8443 marker-7f3a"; exit 3',
+    ]);
+    await smtp.waitFor(
+      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'payments.service'),
+      MAIL_WAIT_MS,
+      'the payments mail',
+    );
+    const failedAtUs = Number(await instance.property('payments.service', 'InactiveEnterTimestampMonotonic'));
+    expect(failedAtUs).toBeGreaterThan(0);
+    // Repeated signals for the same invocation must not produce a second mail.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const mails = smtp.mailsAbout('payments.service');
+    expect(mails).toHaveLength(1);
+    const [mail] = mails;
+    expect(mail?.parsed.subject).toBe('[unitwatch] payments.service failed on testhost (exit-code)');
+    expect(mail?.parsed.headers.get('auto-submitted')).toBe('auto-generated');
+    expect(mail?.parsed.headers.get('x-unitwatch-host')).toBe('testhost');
+    expect(mail?.parsed.messageId).toMatch(/^<[0-9a-f-]{36}@testhost>$/);
+    expect(mail?.envelopeTo).toEqual(['ops@example.org']);
+    const body = bodyOf(mail);
+    expect(body).toContain('Exit:       exited with status 3');
+    expect(body).toContain('Payments API');
+    expect(body).toContain('── status: systemctl status --full -- payments.service');
+    expect(body).toContain('Active: failed (Result: exit-code)');
+    expect(body).toContain('cannot bind 0.0.0.0:8443 marker-7f3a');
+  });
+
+  it('reports a crash that Restart= hides behind an automatic restart', async () => {
+    await instance.run([
+      'systemd-run',
+      '--unit=flaky-worker.service',
+      '-p',
+      'Restart=on-failure',
+      '-p',
+      'RestartSec=1h',
+      '/bin/sh',
+      '-c',
+      'echo "worker: segfault marker-91c2"; kill -11 $$$$',
+    ]);
+    await smtp.waitFor(
+      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'flaky-worker.service'),
+      MAIL_WAIT_MS,
+      'the crash mail',
+    );
+    expect(await instance.property('flaky-worker.service', 'SubState')).toBe('auto-restart');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // systemd passes the unit through `failed` on its way to auto-restart: still one crash, one mail.
+    expect(smtp.mailsAbout('flaky-worker.service')).toHaveLength(1);
+    const [mail] = smtp.mailsAbout('flaky-worker.service');
+    expect(mail?.parsed.subject).toBe(
+      '[unitwatch] flaky-worker.service crashed on testhost (signal), restarting',
+    );
+    expect(mail?.parsed.headers.get('x-unitwatch-event')).toBe('crash-restart');
+    expect(bodyOf(mail)).toContain('killed, signal 11 (SIGSEGV)');
+    expect(bodyOf(mail)).toContain('marker-91c2');
+  });
+
+  it('watches template instances and oneshots loaded after start-up', async () => {
+    await instance.writeFile(
+      '/etc/systemd/system/backup@.service',
+      '[Unit]\nDescription=Backup of %i\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "echo backup of %i failed: disk full marker-b4ck; exit 1"\n',
+    );
+    await instance.systemctl('daemon-reload');
+    await instance.exec(['systemctl', 'start', 'backup@home.service']);
+    await smtp.waitFor(
+      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'backup@home.service'),
+      MAIL_WAIT_MS,
+      'the template instance mail',
+    );
+    const [mail] = smtp.mailsAbout('backup@home.service');
+    expect(mail?.parsed.subject).toBe('[unitwatch] backup@home.service failed on testhost (exit-code)');
+    expect(bodyOf(mail)).toContain('Backup of home');
+    expect(bodyOf(mail)).toContain('/etc/systemd/system/backup@.service');
+    expect(bodyOf(mail)).toContain('marker-b4ck');
+  });
+
+  it('handles a unit whose name starts with a dash', async () => {
+    await instance.run(['systemd-run', '--unit=-dash.service', '/bin/false']);
+    await smtp.waitFor(
+      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === '-dash.service'),
+      MAIL_WAIT_MS,
+      'the -dash.service mail',
+    );
+    const [mail] = smtp.mailsAbout('-dash.service');
+    expect(bodyOf(mail)).toContain('Active: failed (Result: exit-code)');
+    expect(bodyOf(mail)).toContain("systemctl status --full -- '-dash.service'");
+  });
+
+  it('keeps a description carrying CR/LF and header text out of the headers', async () => {
+    const evil = 'innocent\r\nBcc: victim@example.com\r\nSubject: pwned\r\n\r\nforged body';
+    await instance.run(['systemd-run', '--unit=evil.service', `--description=${evil}`, '/bin/false']);
+    await smtp.waitFor(
+      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'evil.service'),
+      MAIL_WAIT_MS,
+      'the evil.service mail',
+    );
+    const [mail] = smtp.mailsAbout('evil.service');
+    expect(mail?.envelopeTo).toEqual(['ops@example.org']);
+    expect(mail?.parsed.headers.has('bcc')).toBe(false);
+    expect(mail?.parsed.subject).toBe('[unitwatch] evil.service failed on testhost (exit-code)');
+    // The status output in the body may show those lines; the header block must not.
+    const headerBlock = mail?.raw.split(/\r?\n\r?\n/)[0] ?? '';
+    expect(headerBlock).toContain('X-Unitwatch-Unit: evil.service');
+    expect(headerBlock).not.toMatch(/^Bcc:/im);
+    expect(headerBlock).not.toMatch(/^Subject: pwned/im);
+    expect(bodyOf(mail)).toContain('innocent Bcc: victim@example.com Subject: pwned forged body');
+  });
+
+  it('caps a status output of megabytes and says so', async () => {
+    // 50 journal lines of 40,000 characters: about 2 MB of `systemctl status --lines=50` output.
+    await instance.run([
+      'systemd-run',
+      '--unit=chatty.service',
+      '/bin/sh',
+      '-c',
+      'i=0; while [ $i -lt 50 ]; do head -c 40000 /dev/zero | tr "\\0" x; echo; i=$((i+1)); done; exit 2',
+    ]);
+    await smtp.waitFor(
+      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'chatty.service'),
+      MAIL_WAIT_MS,
+      'the chatty.service mail',
+    );
+    const [mail] = smtp.mailsAbout('chatty.service');
+    expect(mail?.raw.length).toBeLessThan(400_000);
+    expect(bodyOf(mail)).toMatch(/\[… \d+ more bytes cut by UNITWATCH_OUTPUT_LIMIT\]/);
+    expect(bodyOf(mail)).toContain('exited with status 2');
+  });
+
+  it('logs one line per notification to the journal, and only problems at warning and above', async () => {
+    const info = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+    const sent = info
+      .split('\n')
+      .filter((line) => line.includes('notification sent') && line.includes('payments.service'));
+    expect(sent).toHaveLength(1);
+    expect(JSON.parse(sent[0] ?? '{}')).toMatchObject({ unit: 'payments.service', to: ['ops@example.org'] });
+    const warnings = await instance.journal('-u', 'unitwatch.service', '-o', 'cat', '-p', 'warning');
+    expect(warnings).toContain('"unit":"payments.service"');
+    expect(warnings).not.toContain('notification sent');
+  });
+});
