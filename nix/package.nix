@@ -10,7 +10,8 @@
   lib,
   buildNpmPackage,
   importNpmLock,
-  nodejs_20,
+  # Any Node >= 20 (package.json engines); the default LTS of the nixpkgs in use.
+  nodejs,
   # Where tarballs are fetched from: the registry npm itself uses by default.
   npmRegistry ? "https://registry.npmjs.org",
 }:
@@ -26,7 +27,8 @@ let
       ../src
       ../nix
       ../docs
-      ../README.md
+      # package.json `files` lists it; tolerate a checkout without it.
+      (lib.fileset.maybeMissing ../README.md)
     ];
   };
 
@@ -66,7 +68,7 @@ buildNpmPackage {
   pname = package.name;
   inherit (package) version;
   inherit src;
-  nodejs = nodejs_20;
+  inherit nodejs;
 
   npmDeps = importNpmLock {
     inherit package;
