@@ -104,6 +104,7 @@ export class Daemon {
     if (this.#stopping) return;
     this.#stopping = true;
     clearInterval(this.#watchdogTimer);
+    this.#watcher?.stop();
     await this.#notifier?.stopping();
     this.#bus?.stop();
     const settled = this.#watcher?.settle() ?? Promise.resolve();
@@ -160,7 +161,7 @@ export class Daemon {
   #statusLine(): string {
     const watcher = this.#watcher;
     const failed = watcher?.failedUnits().length ?? 0;
-    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed`;
+    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents`;
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */

@@ -3,16 +3,28 @@ import type { MailSender } from './adapters/mail-transport.js';
 import type { ListedUnit, UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import {
+  becameActive,
   classifyFailure,
   type Failure,
   type FailureKind,
   failureKey,
+  finishedRun,
   isNotifiable,
+  leftActiveCleanly,
   type UnitFacts,
   UnitStateTracker,
 } from './core/failure.js';
-import { type ComposedMail, composeFailureMail, type Diagnosis } from './core/message.js';
+import { globToRegExp, isCritical, isWatched, type UnitFilter } from './core/globs.js';
+import {
+  type ComposedMail,
+  composeDigestMail,
+  composeFailureMail,
+  composeRecoveryMail,
+  type Diagnosis,
+  type DigestEntry,
+} from './core/message.js';
 import { mayNotifyAboutSelf, type SelfNotificationState } from './core/own-unit.js';
+import { NotificationPolicy, type Outgoing } from './core/policy.js';
 
 /** What the watcher needs from systemd; SystemdBus in the daemon, a test double in unit tests. */
 export interface UnitSource {
@@ -44,24 +56,40 @@ const REMEMBERED_FAILURES = 10_000;
 const PARALLEL_DIAGNOSES = 8;
 
 /**
- * What happens when a unit fails, start to end: a state change from D-Bus → is a notification owed?
- * → read the unit's facts at once → wait for the journal to settle → run `systemctl status` and the
- * invocation's journal → compose the mail → send it → log one line saying what went to whom.
+ * What happens when a unit fails, start to end: a state change from D-Bus → is the unit watched,
+ * is a notification owed? → read the unit's facts at once → the policy decides what to mail when
+ * (now, held back for the unit's backoff, or into a storm digest) → for each mail due, wait for the
+ * journal to settle, run `systemctl status` and the invocation's journal, compose, send, and log
+ * one line saying what went to whom. Recoveries and critical units take the same path.
  */
 export class FailureWatcher {
   readonly #deps: WatcherDependencies;
+  readonly #filter: UnitFilter;
   readonly #tracker = new UnitStateTracker();
+  readonly #policy: NotificationPolicy;
   readonly #reported = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerDueMs: number | undefined;
   #activeDiagnoses = 0;
   readonly #waitingForDiagnosis: (() => void)[] = [];
 
   constructor(deps: WatcherDependencies) {
     this.#deps = deps;
+    this.#filter = {
+      include: deps.config.include.map(globToRegExp),
+      exclude: deps.config.exclude.map(globToRegExp),
+      critical: deps.config.critical.map(globToRegExp),
+    };
+    this.#policy = new NotificationPolicy(deps.config.policy, deps.newMessageId);
   }
 
   get watchedUnits(): number {
     return this.#tracker.size;
+  }
+
+  get openIncidents(): number {
+    return this.#policy.openIncidents;
   }
 
   failedUnits(): string[] {
@@ -70,18 +98,36 @@ export class FailureWatcher {
 
   /** Learns the current state of every loaded unit without notifying: what was failed before us is not news here. */
   seed(units: readonly ListedUnit[]): void {
-    for (const unit of units) this.#tracker.remember(unit.unit, unit);
+    for (const unit of units) {
+      if (isWatched(unit.unit, this.#filter)) this.#tracker.remember(unit.unit, unit);
+    }
   }
 
   handleChange(change: UnitChange): void {
-    const kind = this.#tracker.observe(change.unit, change);
-    if (kind === undefined) return;
-    this.#track(this.#handleFailure(kind, change));
+    const unit = change.unit;
+    if (!isWatched(unit, this.#filter)) return;
+    const { previous, kind } = this.#tracker.transition(unit, change);
+    const critical = isCritical(unit, this.#filter);
+    if (kind !== undefined) {
+      this.#track(this.#handleFailure(kind, change, critical));
+    } else if (critical && leftActiveCleanly(previous, change)) {
+      this.#track(this.#handleFailure('stopped', change, critical));
+    } else if (this.#policy.awaitsRecovery(unit) && becameActive(previous, change)) {
+      this.#policy.recovered(unit, this.#deps.now());
+      this.#schedule();
+    } else if (this.#policy.awaitsRecovery(unit) && finishedRun(previous, change)) {
+      this.#track(this.#checkFinishedRun(change));
+    }
   }
 
-  /** Resolves when every failure seen so far has been mailed or given up on. */
+  /** Resolves when every mail owed so far has been handed to the transport (held-back ones excepted). */
   async settle(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** Our own unit was restarted after a crash: say so once, without letting a crash loop become a mail loop. */
@@ -99,35 +145,35 @@ export class FailureWatcher {
       return;
     }
     await selfState.save({ restartsSeen: restarts, lastMailMs: now() });
-    const failure: Failure = {
-      kind: 'crash-restart',
-      facts: {
-        ...facts,
-        result: facts.result === 'success' || facts.result === '' ? 'restarted' : facts.result,
-      },
-      observedAtMs: now(),
-    };
-    await this.#notify(failure);
+    const result = facts.result === 'success' || facts.result === '' ? 'restarted' : facts.result;
+    await this.#dispatch(
+      this.#policy.failure({
+        kind: 'crash-restart',
+        facts: { ...facts, result },
+        atMs: now(),
+        critical: false,
+      }),
+    );
   }
 
   #track(work: Promise<void>): void {
-    this.#inFlight.add(work);
-    void work.finally(() => this.#inFlight.delete(work));
+    const guarded = work.catch((error: unknown) => {
+      this.#deps.logger.error({ err: error }, 'handling a unit change failed');
+    });
+    this.#inFlight.add(guarded);
+    void guarded.finally(() => this.#inFlight.delete(guarded));
   }
 
-  async #handleFailure(observed: FailureKind, change: UnitChange): Promise<void> {
-    const { logger, units, now } = this.#deps;
-    const observedAtMs = now();
-    let facts: UnitFacts;
+  async #readFacts(change: UnitChange): Promise<UnitFacts> {
     try {
-      facts = await units.readFacts(change.unit, change.objectPath);
+      return await this.#deps.units.readFacts(change.unit, change.objectPath);
     } catch (error) {
       // The unit may already be gone (a transient unit collected at once): mail what the signal said.
-      logger.warn(
+      this.#deps.logger.warn(
         { unit: change.unit, err: error },
         'could not read the failed unit; mailing what the signal said',
       );
-      facts = {
+      return {
         unit: change.unit,
         description: '',
         activeState: change.activeState,
@@ -141,6 +187,17 @@ export class FailureWatcher {
         fragmentPath: '',
       };
     }
+  }
+
+  async #handleFailure(observed: FailureKind, change: UnitChange, critical: boolean): Promise<void> {
+    const { logger, now } = this.#deps;
+    const atMs = now();
+    if (observed === 'stopped') {
+      // `systemctl restart` passes through inactive; only a unit still down a moment later is news.
+      await this.#deps.sleep(this.#deps.config.journalSettleMs);
+    }
+    const facts = await this.#readFacts(change);
+    if (observed === 'stopped' && ['active', 'activating', 'reloading'].includes(facts.activeState)) return;
     const kind = classifyFailure(observed, facts);
     if (!isNotifiable(kind, facts)) {
       logger.debug({ unit: change.unit, result: facts.result }, 'restart after a clean exit, not a failure');
@@ -149,9 +206,14 @@ export class FailureWatcher {
     const key = failureKey(kind, facts);
     if (this.#reported.has(key)) return;
     this.#remember(key);
+    const messages: Record<FailureKind, string> = {
+      failed: 'unit failed',
+      'crash-restart': 'unit crashed and is being restarted',
+      stopped: 'critical unit is no longer active',
+    };
     logger.warn(
-      { unit: facts.unit, event: kind, result: facts.result, invocation: facts.invocationId },
-      kind === 'failed' ? 'unit failed' : 'unit crashed and is being restarted',
+      { unit: facts.unit, event: kind, result: facts.result, invocation: facts.invocationId, critical },
+      messages[kind],
     );
 
     if (facts.unit === this.#deps.ownUnit) {
@@ -162,44 +224,133 @@ export class FailureWatcher {
       }
       await this.#deps.selfState.save({ restartsSeen: state?.restartsSeen ?? 0, lastMailMs: now() });
     }
-    await this.#notify({ kind, facts, observedAtMs });
+    const outgoing = this.#policy.failure({ kind, facts, atMs, critical });
+    if (outgoing.length === 0) {
+      logger.info(
+        { unit: facts.unit, event: kind },
+        'notification held back by the rate limit; it will be counted',
+      );
+    }
+    this.#schedule();
+    await this.#dispatch(outgoing);
   }
 
-  async #notify(failure: Failure): Promise<void> {
-    const { config } = this.#deps;
-    const diagnosis = await this.#diagnose(failure.facts);
-    const mail = composeFailureMail(failure, diagnosis, {
+  async #checkFinishedRun(change: UnitChange): Promise<void> {
+    const facts = await this.#readFacts(change);
+    if (facts.result !== 'success') return;
+    this.#policy.recovered(change.unit, this.#deps.now());
+    this.#schedule();
+  }
+
+  /** One timer for the policy's next deadline; none when nothing waits, so idle means no wake-ups. */
+  #schedule(): void {
+    const due = this.#policy.nextDueMs();
+    if (due === this.#timerDueMs) return;
+    clearTimeout(this.#timer);
+    this.#timerDueMs = due;
+    if (due === undefined) {
+      this.#timer = undefined;
+      return;
+    }
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerDueMs = undefined;
+        const outgoing = this.#policy.due(this.#deps.now());
+        this.#schedule();
+        this.#track(this.#dispatch(outgoing));
+      },
+      Math.max(0, due - this.#deps.now()),
+    );
+  }
+
+  async #dispatch(outgoing: readonly Outgoing[]): Promise<void> {
+    await Promise.all(outgoing.map((item) => this.#send(item)));
+  }
+
+  async #send(item: Outgoing): Promise<void> {
+    const { config, logger } = this.#deps;
+    const base = {
       hostname: config.hostname,
-      messageId: this.#deps.newMessageId(),
-    });
-    await this.#deliver(failure, mail);
+      messageId: item.thread.messageId,
+      inReplyTo: item.thread.inReplyTo,
+      references: item.thread.references,
+    };
+    let mail: ComposedMail;
+    let units: string[];
+    if (item.type === 'unit') {
+      const { report } = item;
+      const failure: Failure = {
+        kind: report.latest.kind,
+        facts: report.latest.facts,
+        observedAtMs: report.latest.atMs,
+      };
+      const diagnosis = await this.#diagnose(report.latest.facts);
+      mail = composeFailureMail(failure, diagnosis, {
+        ...base,
+        count: report.count,
+        firstAtMs: report.firstAtMs,
+        critical: report.latest.critical,
+        notes: item.notes,
+      });
+      units = [report.unit];
+    } else if (item.type === 'digest') {
+      const entries: DigestEntry[] = await Promise.all(
+        item.reports.map(async (report) => {
+          // A digest shows only the head of each status, which the journal's last lines rarely reach.
+          const diagnosis = await this.#diagnose({ ...report.latest.facts, invocationId: '' }, false);
+          return {
+            failure: {
+              kind: report.latest.kind,
+              facts: report.latest.facts,
+              observedAtMs: report.latest.atMs,
+            },
+            count: report.count,
+            critical: report.latest.critical,
+            statusHead: diagnosis.status.problem === undefined ? diagnosis.status.text : undefined,
+          };
+        }),
+      );
+      mail = composeDigestMail(entries, { ...base, notes: item.notes });
+      units = item.reports.map((report) => report.unit);
+    } else {
+      mail = composeRecoveryMail(item, base);
+      units = [item.unit];
+    }
+    await this.#deliver(mail, units);
+    if (item.type !== 'recovery' && item.notes.length > 0) {
+      logger.warn(
+        { limit: config.policy.maxMailsPerHour },
+        'hourly mail cap reached; collecting into one summary',
+      );
+    }
   }
 
-  async #diagnose(facts: UnitFacts): Promise<Diagnosis> {
+  async #diagnose(facts: UnitFacts, settle = true): Promise<Diagnosis> {
     await this.#acquireDiagnosisSlot();
     try {
       // Give journald a moment to store the last lines the unit wrote before it died.
-      await this.#deps.sleep(this.#deps.config.journalSettleMs);
+      if (settle) await this.#deps.sleep(this.#deps.config.journalSettleMs);
       return await this.#deps.gather(facts.unit, facts.invocationId);
     } finally {
       this.#releaseDiagnosisSlot();
     }
   }
 
-  async #deliver(failure: Failure, mail: ComposedMail): Promise<void> {
+  async #deliver(mail: ComposedMail, units: readonly string[]): Promise<void> {
     const { config, logger } = this.#deps;
-    const unit = failure.facts.unit;
+    const fields = {
+      unit: units.length === 1 ? units[0] : undefined,
+      units: units.length > 1 ? units.length : undefined,
+      event: mail.headers['X-Unitwatch-Event'],
+      to: config.to,
+      messageId: mail.messageId,
+    };
     try {
       const receipt = await this.#deps.mail.send(mail);
-      logger.info(
-        { unit, event: failure.kind, to: config.to, messageId: mail.messageId, response: receipt.response },
-        `notification sent: ${mail.subject}`,
-      );
+      logger.info({ ...fields, response: receipt.response }, `notification sent: ${mail.subject}`);
     } catch (error) {
-      logger.error(
-        { unit, event: failure.kind, to: config.to, err: error },
-        `notification NOT sent: ${mail.subject}`,
-      );
+      logger.error({ ...fields, err: error }, `notification NOT sent: ${mail.subject}`);
     }
   }
 

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors/config-error.js';
+import { UNIT_GLOB } from './globs.js';
+import type { PolicySettings } from './policy.js';
 import { cleanLine } from './text.js';
 import { formatDuration, parseDuration, parseSize } from './units-of-measure.js';
 
@@ -29,6 +31,10 @@ export interface SendmailTransportConfig {
 }
 
 export interface Config {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly critical: readonly string[];
+  readonly policy: PolicySettings;
   readonly to: readonly string[];
   readonly from: string;
   readonly hostname: string;
@@ -141,6 +147,46 @@ function size(min: number, max: number) {
     return bytes;
   });
 }
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+const globList = z.string().transform((value, ctx) => {
+  const globs = list(value);
+  for (const glob of globs) {
+    if (!UNIT_GLOB.test(glob)) {
+      ctx.addIssue({ code: 'custom', message: `"${printable(glob)}" is not a unit name or glob` });
+    }
+  }
+  return globs;
+});
+
+const durationList = z.string().transform((value, ctx) => {
+  const parts = list(value);
+  const durations = parts.map((part) => parseDuration(part));
+  if (parts.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one duration' });
+  for (const [index, ms] of durations.entries()) {
+    if (ms === undefined || ms < 1000) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${printable(parts[index] ?? '')}" is not a duration of at least 1s (e.g. 5min, 1h)`,
+      });
+    }
+  }
+  return durations.filter((ms): ms is number => ms !== undefined);
+});
+
+const boolean = z.string().transform((value, ctx) => {
+  const normalized = value.trim().toLowerCase();
+  if (['1', 'yes', 'true', 'on'].includes(normalized)) return true;
+  if (['0', 'no', 'false', 'off'].includes(normalized)) return false;
+  ctx.addIssue({ code: 'custom', message: `"${printable(value)}" is not yes or no` });
+  return z.NEVER;
+});
 
 const smtpUrl = z.string().transform((value, ctx): Omit<SmtpTransportConfig, 'passwordFile'> => {
   let url: URL;
@@ -283,6 +329,90 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
       example: '1s',
       schema: duration(0, 10_000),
     },
+    {
+      name: 'UNITWATCH_INCLUDE',
+      description:
+        'Units to watch: comma-separated names or globs (`*`, `?`, `[…]`), such as `*.service`, `backup-*.service`, `user@*.service`.',
+      defaultText: '`*` (every unit)',
+      example: '*.service,*.mount',
+      schema: globList,
+    },
+    {
+      name: 'UNITWATCH_EXCLUDE',
+      description:
+        'Units never to mail about, even when included: units that fail on purpose, such as automounts of absent disks.',
+      defaultText: 'none',
+      example: 'media-*.automount,systemd-networkd-wait-online.service',
+      schema: globList,
+    },
+    {
+      name: 'UNITWATCH_CRITICAL',
+      description:
+        'Units that must stay active. Leaving `active` for any reason (stopped, dead, failed) is mailed at high ' +
+        'priority, and so is their recovery. Always watched, whatever UNITWATCH_EXCLUDE says.',
+      defaultText: 'none',
+      example: 'nginx.service,postgresql.service',
+      schema: globList,
+    },
+    {
+      name: 'UNITWATCH_REPEAT_INTERVALS',
+      description:
+        'Backoff for repeats of one unit. The first failure is mailed at once; after each mail about the unit, ' +
+        'the next may follow only after the next interval (the last one repeats). Failures in between are ' +
+        'counted and summed up in that next mail. A unit quiet for the longest interval starts afresh.',
+      defaultText: '5min,15min,1h',
+      example: '1min,10min,1h,6h',
+      schema: durationList,
+    },
+    {
+      name: 'UNITWATCH_STORM_THRESHOLD',
+      description:
+        'First failures of different units mailed one by one within UNITWATCH_STORM_WINDOW; beyond that, the ' +
+        'others are gathered into one digest mail (a reboot, a full disk, a network outage).',
+      defaultText: '3',
+      example: '5',
+      schema: integer(1, 1000),
+    },
+    {
+      name: 'UNITWATCH_STORM_WINDOW',
+      description: 'The window UNITWATCH_STORM_THRESHOLD counts in.',
+      defaultText: '1min',
+      example: '5min',
+      schema: duration(1000, 86_400_000),
+    },
+    {
+      name: 'UNITWATCH_DIGEST_DELAY',
+      description: 'How long a storm digest collects failures before it is sent.',
+      defaultText: '10s',
+      example: '30s',
+      schema: duration(0, 3_600_000),
+    },
+    {
+      name: 'UNITWATCH_MAX_MAILS_PER_HOUR',
+      description:
+        'Hard cap on mails per hour, all kinds but recoveries. The mail that reaches it says so; past it, ' +
+        'notifications are collected into one summary sent when the hour allows.',
+      defaultText: '30',
+      example: '60',
+      schema: integer(1, 100_000),
+    },
+    {
+      name: 'UNITWATCH_RECOVERY',
+      description:
+        'Send a short, threaded mail when a reported unit is up again (critical units always get one).',
+      defaultText: 'yes',
+      example: 'no',
+      schema: boolean,
+    },
+    {
+      name: 'UNITWATCH_RECOVERY_GRACE',
+      description:
+        'How long a unit must stay up (or how long after its successful run) before its recovery is mailed, so ' +
+        'a crash loop does not read as recoveries.',
+      defaultText: '30s',
+      example: '2min',
+      schema: duration(0, 86_400_000),
+    },
   ];
 }
 
@@ -398,6 +528,18 @@ export function parseConfig(
     commandTimeoutMs: pick('UNITWATCH_COMMAND_TIMEOUT', 10_000),
     outputLimitBytes: pick('UNITWATCH_OUTPUT_LIMIT', 64 * 1024),
     journalSettleMs: pick('UNITWATCH_JOURNAL_SETTLE', 250),
+    include: pick<string[]>('UNITWATCH_INCLUDE', ['*']),
+    exclude: pick<string[]>('UNITWATCH_EXCLUDE', []),
+    critical: pick<string[]>('UNITWATCH_CRITICAL', []),
+    policy: {
+      repeatIntervalsMs: pick<number[]>('UNITWATCH_REPEAT_INTERVALS', [300_000, 900_000, 3_600_000]),
+      stormThreshold: pick('UNITWATCH_STORM_THRESHOLD', 3),
+      stormWindowMs: pick('UNITWATCH_STORM_WINDOW', 60_000),
+      digestDelayMs: pick('UNITWATCH_DIGEST_DELAY', 10_000),
+      maxMailsPerHour: pick('UNITWATCH_MAX_MAILS_PER_HOUR', 30),
+      recoveryMails: pick('UNITWATCH_RECOVERY', true),
+      recoveryGraceMs: pick('UNITWATCH_RECOVERY_GRACE', 30_000),
+    },
   };
 }
 
@@ -426,6 +568,16 @@ export function renderEffectiveConfig(config: Config): string {
     `UNITWATCH_COMMAND_TIMEOUT=${formatDuration(config.commandTimeoutMs)}`,
     `UNITWATCH_OUTPUT_LIMIT=${config.outputLimitBytes}`,
     `UNITWATCH_JOURNAL_SETTLE=${formatDuration(config.journalSettleMs)}`,
+    `UNITWATCH_INCLUDE=${config.include.join(',')}`,
+    `UNITWATCH_EXCLUDE=${config.exclude.join(',')}`,
+    `UNITWATCH_CRITICAL=${config.critical.join(',')}`,
+    `UNITWATCH_REPEAT_INTERVALS=${config.policy.repeatIntervalsMs.map(formatDuration).join(',')}`,
+    `UNITWATCH_STORM_THRESHOLD=${config.policy.stormThreshold}`,
+    `UNITWATCH_STORM_WINDOW=${formatDuration(config.policy.stormWindowMs)}`,
+    `UNITWATCH_DIGEST_DELAY=${formatDuration(config.policy.digestDelayMs)}`,
+    `UNITWATCH_MAX_MAILS_PER_HOUR=${config.policy.maxMailsPerHour}`,
+    `UNITWATCH_RECOVERY=${config.policy.recoveryMails ? 'yes' : 'no'}`,
+    `UNITWATCH_RECOVERY_GRACE=${formatDuration(config.policy.recoveryGraceMs)}`,
   );
   return `${lines.join('\n')}\n`;
 }

@@ -21,7 +21,9 @@ export type FailureKind =
   /** The unit reached ActiveState=failed. */
   | 'failed'
   /** A Restart= unit crashed and systemd scheduled a restart: the failure that never reaches `failed`. */
-  | 'crash-restart';
+  | 'crash-restart'
+  /** A UNITWATCH_CRITICAL unit left `active` without failing (stopped, dead). */
+  | 'stopped';
 
 export interface Failure {
   readonly kind: FailureKind;
@@ -54,12 +56,27 @@ export function classifyFailure(observed: FailureKind, facts: UnitFacts): Failur
   return facts.subState === 'auto-restart' ? 'crash-restart' : observed;
 }
 
+/** A critical unit went from running to inactive without failing: stopped, or exited cleanly. */
+export function leftActiveCleanly(previous: UnitStateView | undefined, next: UnitStateView): boolean {
+  return previous !== undefined && previous.activeState !== 'inactive' && next.activeState === 'inactive';
+}
+
+/** Entering `active` ends an incident (after the policy's grace period). */
+export function becameActive(previous: UnitStateView | undefined, next: UnitStateView): boolean {
+  return next.activeState === 'active' && previous?.activeState !== 'active';
+}
+
+/** A oneshot or timer job ran and ended without failing: for such units that is the recovery. */
+export function finishedRun(previous: UnitStateView | undefined, next: UnitStateView): boolean {
+  return previous?.activeState === 'activating' && next.activeState === 'inactive';
+}
+
 /**
  * A scheduled restart after a clean exit (`Restart=always` on a job that finished) is routine; only a
  * restart after a non-success result is a crash worth a mail.
  */
 export function isNotifiable(kind: FailureKind, facts: UnitFacts): boolean {
-  if (kind === 'failed') return true;
+  if (kind !== 'crash-restart') return true;
   return facts.result !== '' && facts.result !== 'success';
 }
 
@@ -88,9 +105,18 @@ export class UnitStateTracker {
   }
 
   observe(unit: string, view: UnitStateView): FailureKind | undefined {
-    const kind = failureKindOf(this.#states.get(unit), view);
+    return this.transition(unit, view).kind;
+  }
+
+  /** Like observe, and also returns the state before, which recovery and critical checks need. */
+  transition(
+    unit: string,
+    view: UnitStateView,
+  ): { previous: UnitStateView | undefined; kind: FailureKind | undefined } {
+    const previous = this.#states.get(unit);
+    const kind = failureKindOf(previous, view);
     this.remember(unit, view);
-    return kind;
+    return { previous, kind };
   }
 
   get size(): number {

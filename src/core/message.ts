@@ -31,6 +31,30 @@ export interface CompositionContext {
   readonly hostname: string;
   /** A fresh `<…@…>` id, injected so composition stays deterministic in tests. */
   readonly messageId: string;
+  /** Earlier mails of the same incident, so clients show one conversation per incident. */
+  readonly inReplyTo?: string | undefined;
+  readonly references?: readonly string[];
+  /** Failures this mail accounts for (more than one after a held-back window), and since when. */
+  readonly count?: number;
+  readonly firstAtMs?: number;
+  /** A UNITWATCH_CRITICAL unit: flagged high priority. */
+  readonly critical?: boolean;
+  /** Policy remarks the reader must see (cap reached, …). */
+  readonly notes?: readonly string[];
+}
+
+/** Threading and priority headers shared by every kind of mail. */
+function contextHeaders(context: CompositionContext): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (context.inReplyTo !== undefined) headers['In-Reply-To'] = context.inReplyTo;
+  if (context.references !== undefined && context.references.length > 0) {
+    headers.References = context.references.join(' ');
+  }
+  if (context.critical === true) {
+    headers.Importance = 'high';
+    headers['X-Priority'] = '1 (Highest)';
+  }
+  return headers;
 }
 
 const EXIT_CODES: Readonly<Record<number, string>> = { 1: 'exited', 2: 'killed', 3: 'dumped core' };
@@ -54,14 +78,17 @@ export function formatTimestamp(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-function headline(failure: Failure, hostname: string): string {
+function headline(failure: Failure, hostname: string, count: number): string {
   const { facts } = failure;
   const unit = cleanLine(facts.unit);
   const result = cleanLine(facts.result || facts.subState);
+  const repeated = count > 1 ? `, ${count} times` : '';
   if (failure.kind === 'crash-restart') {
-    return `${unit} crashed on ${hostname} (${result}), restarting`;
+    return `${unit} crashed on ${hostname} (${result})${repeated}, restarting`;
   }
-  return `${unit} failed on ${hostname} (${result})`;
+  if (failure.kind === 'stopped')
+    return `${unit} is not active on ${hostname} (${cleanLine(facts.activeState)})`;
+  return `${unit} failed on ${hostname} (${result})${repeated}`;
 }
 
 /**
@@ -118,12 +145,23 @@ export function composeFailureMail(
     `systemctl reset-failed -- ${quotedUnit}   # once handled`,
   ];
 
-  const lead =
-    failure.kind === 'crash-restart'
-      ? `${unit} crashed on ${hostname}; systemd is restarting it (Restart=).`
-      : `${unit} failed on ${hostname}.`;
+  const count = context.count ?? 1;
+  const leads: Record<Failure['kind'], string> = {
+    'crash-restart': `${unit} crashed on ${hostname}; systemd is restarting it (Restart=).`,
+    failed: `${unit} failed on ${hostname}.`,
+    stopped: `${unit} is a critical unit (UNITWATCH_CRITICAL) and is no longer active on ${hostname}.`,
+  };
+  const repeats =
+    count > 1
+      ? [
+          `It failed ${count} times since ${formatTimestamp(context.firstAtMs ?? failedAtMs)}; ` +
+            'the repeats were held back by the rate limit. The facts below are of the latest failure.',
+        ]
+      : [];
   const blocks = [
-    lead,
+    ...(context.notes ?? []),
+    leads[failure.kind],
+    ...repeats,
     summary
       .filter((row): row is [string, string] => row[1] !== undefined)
       .map(([label, value]) => `  ${`${label}:`.padEnd(12)}${value}`)
@@ -141,7 +179,7 @@ export function composeFailureMail(
   blocks.push('-- \nunitwatch');
 
   return {
-    subject: `[unitwatch] ${headline(failure, hostname)}`,
+    subject: `[unitwatch] ${headline(failure, hostname, count)}`,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
       'Auto-Submitted': 'auto-generated',
@@ -149,7 +187,106 @@ export function composeFailureMail(
       'X-Unitwatch-Unit': unit,
       'X-Unitwatch-Host': hostname,
       'X-Unitwatch-Event': failure.kind,
+      'X-Unitwatch-Failures': String(count),
       ...(facts.invocationId === '' ? {} : { 'X-Unitwatch-Invocation': facts.invocationId }),
+      ...contextHeaders(context),
+    },
+    messageId: context.messageId,
+  };
+}
+
+export interface DigestEntry {
+  readonly failure: Failure;
+  readonly count: number;
+  readonly critical: boolean;
+  /** The first lines of `systemctl status`, or undefined when it could not be gathered. */
+  readonly statusHead: string | undefined;
+}
+
+/** Lines of status output shown per unit in a digest: enough to tell a crash from a timeout. */
+export const DIGEST_STATUS_LINES = 6;
+
+/** One mail for a storm: every unit named, with its result and the head of its status. */
+export function composeDigestMail(
+  entries: readonly DigestEntry[],
+  context: CompositionContext,
+): ComposedMail {
+  const hostname = cleanLine(context.hostname);
+  const failures = entries.reduce((sum, entry) => sum + entry.count, 0);
+  const critical = entries.some((entry) => entry.critical);
+  const blocks = [
+    ...(context.notes ?? []),
+    `${entries.length} units failed on ${hostname} close together (${failures} failures). ` +
+      'They are listed in one mail instead of one mail each; later repeats of each unit follow the usual rate limit.',
+    entries
+      .map((entry) => {
+        const { facts } = entry.failure;
+        const exit = describeExit(facts);
+        const detail = [
+          cleanLine(facts.result || facts.subState),
+          exit,
+          entry.count > 1 ? `${entry.count} failures` : undefined,
+          entry.critical ? 'CRITICAL' : undefined,
+        ]
+          .filter((part) => part !== undefined)
+          .join(', ');
+        const status =
+          entry.statusHead === undefined
+            ? '    (status not gathered)'
+            : cleanBodyText(entry.statusHead)
+                .split('\n')
+                .slice(0, DIGEST_STATUS_LINES)
+                .map((line) => `    ${line}`)
+                .join('\n');
+        return `● ${cleanLine(facts.unit)}: ${detail}\n${status}`;
+      })
+      .join('\n\n'),
+    'Investigate each with: systemctl status --full -- UNIT',
+    '-- \nunitwatch',
+  ];
+  return {
+    subject: `[unitwatch] ${entries.length} units failed on ${hostname}`,
+    text: `${blocks.join('\n\n')}\n`,
+    headers: {
+      'Auto-Submitted': 'auto-generated',
+      'X-Auto-Response-Suppress': 'All',
+      'X-Unitwatch-Host': hostname,
+      'X-Unitwatch-Event': 'digest',
+      'X-Unitwatch-Failures': String(failures),
+      ...contextHeaders({ ...context, critical }),
+    },
+    messageId: context.messageId,
+  };
+}
+
+export interface Recovery {
+  readonly unit: string;
+  readonly failures: number;
+  readonly sinceMs: number;
+  readonly atMs: number;
+  readonly critical: boolean;
+}
+
+export function composeRecoveryMail(recovery: Recovery, context: CompositionContext): ComposedMail {
+  const hostname = cleanLine(context.hostname);
+  const unit = cleanLine(recovery.unit);
+  const text = [
+    `${unit} is up again on ${hostname}.`,
+    `  ${'Down since:'.padEnd(12)}${formatTimestamp(recovery.sinceMs)}`,
+    `  ${'Up since:'.padEnd(12)}${formatTimestamp(recovery.atMs)}`,
+    `  ${'Failures:'.padEnd(12)}${recovery.failures}`,
+    '-- \nunitwatch',
+  ].join('\n');
+  return {
+    subject: `[unitwatch] ${unit} recovered on ${hostname}`,
+    text: `${text}\n`,
+    headers: {
+      'Auto-Submitted': 'auto-generated',
+      'X-Auto-Response-Suppress': 'All',
+      'X-Unitwatch-Unit': unit,
+      'X-Unitwatch-Host': hostname,
+      'X-Unitwatch-Event': 'recovery',
+      ...contextHeaders({ ...context, critical: recovery.critical }),
     },
     messageId: context.messageId,
   };

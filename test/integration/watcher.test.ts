@@ -23,6 +23,8 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
       UNITWATCH_HOSTNAME: 'testhost',
       UNITWATCH_STATUS_LINES: '50',
       UNITWATCH_LOG_LEVEL: 'debug',
+      // This file checks one mail per failure; storms and backoff are policy.test.ts's subject.
+      UNITWATCH_STORM_THRESHOLD: '100',
     });
     await startUnitwatch(instance);
   });

@@ -1,0 +1,45 @@
+/** Unit-name globs as operators write them: `*` any run of characters, `?` one, `[…]` a class. */
+export function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (let i = 0; i < glob.length; i++) {
+    const char = glob[i] ?? '';
+    if (char === '*') source += '.*';
+    else if (char === '?') source += '.';
+    else if (char === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end === -1) source += '\\[';
+      else {
+        const body = glob
+          .slice(i + 1, end)
+          .replace(/^!/, '^')
+          .replace(/\\/g, '\\\\');
+        source += `[${body}]`;
+        i = end;
+      }
+    } else source += char.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/** Characters systemd allows in unit names, plus the glob ones. */
+export const UNIT_GLOB = /^[A-Za-z0-9:_.\\@\-*?[\]!]+$/;
+
+export function matchesAny(unit: string, globs: readonly RegExp[]): boolean {
+  return globs.some((glob) => glob.test(unit));
+}
+
+export interface UnitFilter {
+  readonly include: readonly RegExp[];
+  readonly exclude: readonly RegExp[];
+  readonly critical: readonly RegExp[];
+}
+
+/** Critical units are always watched: excluding one by a broad glob must not silence it. */
+export function isWatched(unit: string, filter: UnitFilter): boolean {
+  if (matchesAny(unit, filter.critical)) return true;
+  return matchesAny(unit, filter.include) && !matchesAny(unit, filter.exclude);
+}
+
+export function isCritical(unit: string, filter: UnitFilter): boolean {
+  return matchesAny(unit, filter.critical);
+}

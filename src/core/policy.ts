@@ -1,0 +1,352 @@
+import type { FailureKind, UnitFacts } from './failure.js';
+
+/**
+ * Decides which mail goes out when: per-unit backoff for repeats, one digest for storms, a global
+ * hourly cap, and recovery notices. Pure: the caller passes the time in and sends what comes out.
+ * Nothing is dropped: every failure is counted into some later mail.
+ */
+
+export interface PolicySettings {
+  /** Minimum spacing between two mails about one unit, growing with each mail of an incident. */
+  readonly repeatIntervalsMs: readonly number[];
+  /** Individual first-failure mails allowed within `stormWindowMs`; beyond that, failures go into a digest. */
+  readonly stormThreshold: number;
+  readonly stormWindowMs: number;
+  /** How long a digest collects before it is sent. */
+  readonly digestDelayMs: number;
+  readonly maxMailsPerHour: number;
+  readonly recoveryMails: boolean;
+  /** A unit must stay up this long before its recovery is announced (a crash loop is not a recovery). */
+  readonly recoveryGraceMs: number;
+}
+
+export interface FailureEvent {
+  readonly kind: FailureKind;
+  readonly facts: UnitFacts;
+  readonly atMs: number;
+  /** A UNITWATCH_CRITICAL unit: reported at high priority, even on a clean stop. */
+  readonly critical: boolean;
+}
+
+export interface Thread {
+  readonly messageId: string;
+  readonly inReplyTo: string | undefined;
+  readonly references: readonly string[];
+}
+
+export interface UnitReport {
+  readonly unit: string;
+  readonly latest: FailureEvent;
+  /** Failures this mail accounts for, the latest included. */
+  readonly count: number;
+  readonly firstAtMs: number;
+}
+
+export type Outgoing =
+  | {
+      readonly type: 'unit';
+      readonly report: UnitReport;
+      readonly thread: Thread;
+      readonly notes: readonly string[];
+    }
+  | {
+      readonly type: 'digest';
+      readonly reports: readonly UnitReport[];
+      readonly thread: Thread;
+      readonly notes: readonly string[];
+    }
+  | {
+      readonly type: 'recovery';
+      readonly unit: string;
+      readonly critical: boolean;
+      readonly failures: number;
+      readonly sinceMs: number;
+      readonly atMs: number;
+      readonly thread: Thread;
+    };
+
+interface Held {
+  count: number;
+  latest: FailureEvent;
+  firstAtMs: number;
+}
+
+interface Incident {
+  level: number;
+  lastMailMs: number | undefined;
+  lastFailureMs: number;
+  firstFailureMs: number;
+  failures: number;
+  held: Held | undefined;
+  inDigest: boolean;
+  critical: boolean;
+  /** A mail about this incident went out, so its end is worth a recovery notice. */
+  reported: boolean;
+  upSinceMs: number | undefined;
+  rootId: string | undefined;
+  lastId: string | undefined;
+}
+
+const HOUR_MS = 3_600_000;
+
+export class NotificationPolicy {
+  readonly #settings: PolicySettings;
+  readonly #newMessageId: () => string;
+  readonly #incidents = new Map<string, Incident>();
+  readonly #digest = new Map<string, Held>();
+  #digestDueMs: number | undefined;
+  readonly #individualMailTimes: number[] = [];
+  readonly #mailTimes: number[] = [];
+  #capAnnounced = false;
+
+  constructor(settings: PolicySettings, newMessageId: () => string) {
+    this.#settings = settings;
+    this.#newMessageId = newMessageId;
+  }
+
+  /** Units with an open incident: failed, held back, or waiting to be seen up again. */
+  get openIncidents(): number {
+    return this.#incidents.size;
+  }
+
+  awaitsRecovery(unit: string): boolean {
+    return this.#incidents.get(unit)?.reported === true;
+  }
+
+  failure(event: FailureEvent): Outgoing[] {
+    const now = event.atMs;
+    const unit = event.facts.unit;
+    let incident = this.#incidents.get(unit);
+    if (incident === undefined) {
+      incident = {
+        level: 0,
+        lastMailMs: undefined,
+        lastFailureMs: now,
+        firstFailureMs: now,
+        failures: 0,
+        held: undefined,
+        inDigest: false,
+        critical: event.critical,
+        reported: false,
+        upSinceMs: undefined,
+        rootId: undefined,
+        lastId: undefined,
+      };
+      this.#incidents.set(unit, incident);
+    }
+    incident.failures++;
+    incident.lastFailureMs = now;
+    incident.upSinceMs = undefined;
+    incident.critical ||= event.critical;
+
+    const digestEntry = this.#digest.get(unit);
+    if (digestEntry !== undefined) {
+      hold(digestEntry, event);
+      return [];
+    }
+    if (incident.held !== undefined) {
+      hold(incident.held, event);
+      return [];
+    }
+    if (incident.lastMailMs !== undefined && now < incident.lastMailMs + this.#spacing(incident.level)) {
+      incident.held = { count: 1, latest: event, firstAtMs: now };
+      return [];
+    }
+    const isFirstOfIncident = incident.lastMailMs === undefined;
+    if (isFirstOfIncident && this.#stormInProgress(now)) {
+      this.#addToDigest(unit, { count: 1, latest: event, firstAtMs: now });
+      return [];
+    }
+    if (isFirstOfIncident) this.#individualMailTimes.push(now);
+    return this.#sendUnitMail(incident, { unit, latest: event, count: 1, firstAtMs: now }, now);
+  }
+
+  /** The unit is up again (active, or its next run succeeded). */
+  recovered(unit: string, atMs: number): Outgoing[] {
+    const incident = this.#incidents.get(unit);
+    if (incident === undefined) return [];
+    incident.upSinceMs ??= atMs;
+    return [];
+  }
+
+  /** Everything whose time has come: ends of backoff windows, digests, settled recoveries. */
+  due(nowMs: number): Outgoing[] {
+    const out: Outgoing[] = [];
+    this.#forgetOldMailTimes(nowMs);
+    for (const [unit, incident] of this.#incidents) {
+      const held = incident.held;
+      if (held !== undefined && incident.lastMailMs !== undefined) {
+        if (nowMs >= incident.lastMailMs + this.#spacing(incident.level)) {
+          incident.held = undefined;
+          out.push(...this.#sendUnitMail(incident, { unit, ...held }, nowMs));
+        }
+        continue;
+      }
+      if (incident.inDigest) continue;
+      if (incident.upSinceMs !== undefined && nowMs >= incident.upSinceMs + this.#settings.recoveryGraceMs) {
+        this.#incidents.delete(unit);
+        if (incident.reported && (this.#settings.recoveryMails || incident.critical)) {
+          out.push(this.#recoveryMail(unit, incident, nowMs));
+        }
+        continue;
+      }
+      // A unit that failed once and never again, without coming up, keeps its incident (recovery is
+      // still owed). One that stayed quiet for the longest interval starts its backoff afresh.
+      if (nowMs >= incident.lastFailureMs + this.#longestInterval()) incident.level = 0;
+    }
+    if (this.#digestDueMs !== undefined && nowMs >= this.#digestDueMs) out.push(...this.#flushDigest(nowMs));
+    return out;
+  }
+
+  /** When `due` next has something to do; undefined means nothing is waiting and no timer is needed. */
+  nextDueMs(): number | undefined {
+    let next: number | undefined;
+    const consider = (ms: number) => {
+      next = next === undefined ? ms : Math.min(next, ms);
+    };
+    for (const incident of this.#incidents.values()) {
+      if (incident.held !== undefined && incident.lastMailMs !== undefined) {
+        consider(incident.lastMailMs + this.#spacing(incident.level));
+      } else if (incident.upSinceMs !== undefined && !incident.inDigest) {
+        consider(incident.upSinceMs + this.#settings.recoveryGraceMs);
+      }
+    }
+    if (this.#digestDueMs !== undefined) consider(this.#digestDueMs);
+    return next;
+  }
+
+  #spacing(level: number): number {
+    const intervals = this.#settings.repeatIntervalsMs;
+    return intervals[Math.min(level, intervals.length - 1)] ?? 0;
+  }
+
+  #longestInterval(): number {
+    return Math.max(0, ...this.#settings.repeatIntervalsMs);
+  }
+
+  #stormInProgress(now: number): boolean {
+    const window = this.#settings.stormWindowMs;
+    while ((this.#individualMailTimes[0] ?? Number.POSITIVE_INFINITY) <= now - window) {
+      this.#individualMailTimes.shift();
+    }
+    return this.#digest.size > 0 || this.#individualMailTimes.length >= this.#settings.stormThreshold;
+  }
+
+  #addToDigest(unit: string, held: Held): void {
+    const incident = this.#incidents.get(unit);
+    if (incident !== undefined) incident.inDigest = true;
+    this.#digest.set(unit, held);
+    this.#digestDueMs ??= held.firstAtMs + this.#settings.digestDelayMs;
+  }
+
+  #forgetOldMailTimes(now: number): void {
+    while ((this.#mailTimes[0] ?? Number.POSITIVE_INFINITY) <= now - HOUR_MS) this.#mailTimes.shift();
+  }
+
+  /** Takes a slot under the hourly cap, or says when the next one frees up. */
+  #takeMailSlot(now: number): { ok: true; notes: string[] } | { ok: false; freeAtMs: number } {
+    this.#forgetOldMailTimes(now);
+    const max = this.#settings.maxMailsPerHour;
+    if (this.#mailTimes.length >= max) return { ok: false, freeAtMs: (this.#mailTimes[0] ?? now) + HOUR_MS };
+    this.#mailTimes.push(now);
+    const notes: string[] = [];
+    if (this.#mailTimes.length === max) {
+      if (!this.#capAnnounced) {
+        notes.push(
+          `This is mail ${max} of at most ${max} per hour (UNITWATCH_MAX_MAILS_PER_HOUR). Further ` +
+            'notifications are collected and sent as one summary when the hour allows.',
+        );
+      }
+      this.#capAnnounced = true;
+    } else if (this.#mailTimes.length < max / 2) {
+      this.#capAnnounced = false;
+    }
+    return { ok: true, notes };
+  }
+
+  #sendUnitMail(incident: Incident, report: UnitReport, now: number): Outgoing[] {
+    const slot = this.#takeMailSlot(now);
+    if (!slot.ok) {
+      this.#addToDigest(report.unit, {
+        count: report.count,
+        latest: report.latest,
+        firstAtMs: report.firstAtMs,
+      });
+      this.#digestDueMs = Math.max(this.#digestDueMs ?? 0, slot.freeAtMs);
+      return [];
+    }
+    const thread = this.#nextThread(incident);
+    incident.lastMailMs = now;
+    incident.level = incident.reported ? incident.level + 1 : 0;
+    incident.reported = true;
+    return [{ type: 'unit', report, thread, notes: slot.notes }];
+  }
+
+  #flushDigest(now: number): Outgoing[] {
+    if (this.#digest.size === 0) {
+      this.#digestDueMs = undefined;
+      return [];
+    }
+    const slot = this.#takeMailSlot(now);
+    if (!slot.ok) {
+      this.#digestDueMs = slot.freeAtMs;
+      return [];
+    }
+    const reports: UnitReport[] = [];
+    const messageId = this.#newMessageId();
+    for (const [unit, held] of this.#digest) {
+      reports.push({ unit, ...held });
+      const incident = this.#incidents.get(unit);
+      if (incident === undefined) continue;
+      incident.inDigest = false;
+      incident.level = incident.reported ? incident.level + 1 : 0;
+      incident.reported = true;
+      incident.lastMailMs = now;
+      incident.rootId ??= messageId;
+      incident.lastId = messageId;
+    }
+    this.#digest.clear();
+    this.#digestDueMs = undefined;
+    reports.sort((a, b) => a.firstAtMs - b.firstAtMs || a.unit.localeCompare(b.unit));
+    return [
+      {
+        type: 'digest',
+        reports,
+        thread: { messageId, inReplyTo: undefined, references: [] },
+        notes: slot.notes,
+      },
+    ];
+  }
+
+  #recoveryMail(unit: string, incident: Incident, now: number): Outgoing {
+    // Recovery notices bypass the cap's counting: they are few, and they end incidents.
+    return {
+      type: 'recovery',
+      unit,
+      critical: incident.critical,
+      failures: incident.failures,
+      sinceMs: incident.firstFailureMs,
+      atMs: now,
+      thread: this.#nextThread(incident),
+    };
+  }
+
+  #nextThread(incident: Incident): Thread {
+    const messageId = this.#newMessageId();
+    const thread: Thread = {
+      messageId,
+      inReplyTo: incident.lastId,
+      references: [
+        ...new Set([incident.rootId, incident.lastId].filter((id): id is string => id !== undefined)),
+      ],
+    };
+    incident.rootId ??= messageId;
+    incident.lastId = messageId;
+    return thread;
+  }
+}
+
+function hold(held: Held, event: FailureEvent): void {
+  held.count++;
+  held.latest = event;
+}
