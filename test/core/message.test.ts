@@ -1,0 +1,420 @@
+import { describe, expect, it } from 'vitest';
+import type { Failure, UnitFacts } from '../../src/core/failure.js';
+import {
+  type CommandOutput,
+  type CompositionContext,
+  composeFailureMail,
+  type Diagnosis,
+  describeExit,
+  formatTimestamp,
+  journalAddsLines,
+} from '../../src/core/message.js';
+
+const INVOCATION = '0123456789abcdef0123456789abcdef';
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what a header must not hold
+const NOT_ONE_LINE = /[\r\n\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+const facts: UnitFacts = {
+  unit: 'nginx.service',
+  description: 'Web server',
+  activeState: 'failed',
+  subState: 'failed',
+  result: 'exit-code',
+  execMainCode: 1,
+  execMainStatus: 3,
+  restarts: 2,
+  invocationId: INVOCATION,
+  // 2026-11-22 04:32:22.5 UTC
+  inactiveEnterTimestampUs: 1_795_321_942_500_000,
+  fragmentPath: '/etc/systemd/system/nginx.service',
+};
+
+const context: CompositionContext = { hostname: 'web1', messageId: '<fixed-id@web1>' };
+
+function failure(overrides: Partial<UnitFacts> = {}, kind: Failure['kind'] = 'failed'): Failure {
+  return { kind, facts: { ...facts, ...overrides }, observedAtMs: 1_795_321_943_000 };
+}
+
+function output(text: string, overrides: Partial<CommandOutput> = {}): CommandOutput {
+  return {
+    command: 'systemctl status --full -- nginx.service',
+    text,
+    truncatedBytes: 0,
+    problem: undefined,
+    ...overrides,
+  };
+}
+
+const statusText = [
+  '× nginx.service - Web server',
+  '     Loaded: loaded (/etc/systemd/system/nginx.service; enabled)',
+  '     Active: failed (Result: exit-code) since Sun 2026-11-22 04:32:22 UTC',
+  'Nov 22 04:32:22 web1 nginx[812]: bind() to 0.0.0.0:80 failed (98: Address already in use)',
+  '',
+].join('\n');
+
+const diagnosis: Diagnosis = { status: output(statusText), journal: undefined };
+
+function bodyOf(mail: { text: string }): string {
+  return mail.text;
+}
+
+describe('composeFailureMail: subject', () => {
+  it('names the unit, the host and the result of a failed unit', () => {
+    expect(composeFailureMail(failure(), diagnosis, context).subject).toBe(
+      '[unitwatch] nginx.service failed on web1 (exit-code)',
+    );
+  });
+
+  it('says a crashed Restart= unit is being restarted', () => {
+    const mail = composeFailureMail(
+      failure({ subState: 'auto-restart', result: 'signal' }, 'crash-restart'),
+      diagnosis,
+      context,
+    );
+    expect(mail.subject).toBe('[unitwatch] nginx.service crashed on web1 (signal), restarting');
+  });
+
+  it('falls back to the sub-state when the unit type has no result', () => {
+    const mail = composeFailureMail(failure({ result: '', subState: 'failed' }), diagnosis, context);
+    expect(mail.subject).toBe('[unitwatch] nginx.service failed on web1 (failed)');
+  });
+
+  it('stays one line when the unit name holds CR/LF', () => {
+    const mail = composeFailureMail(
+      failure({ unit: 'evil\r\nBcc: spy@example.org.service' }),
+      diagnosis,
+      context,
+    );
+    expect(mail.subject).not.toMatch(/[\r\n]/);
+    expect(mail.subject).toBe('[unitwatch] evil Bcc: spy@example.org.service failed on web1 (exit-code)');
+  });
+});
+
+describe('composeFailureMail: headers', () => {
+  it('marks the mail as automatic and names unit, host, event and invocation', () => {
+    const mail = composeFailureMail(failure(), diagnosis, context);
+    expect(mail.headers).toMatchObject({
+      'Auto-Submitted': 'auto-generated',
+      'X-Auto-Response-Suppress': 'All',
+      'X-Unitwatch-Unit': 'nginx.service',
+      'X-Unitwatch-Host': 'web1',
+      'X-Unitwatch-Event': 'failed',
+      'X-Unitwatch-Invocation': INVOCATION,
+    });
+  });
+
+  it('names the crash-restart event', () => {
+    const mail = composeFailureMail(
+      failure({ subState: 'auto-restart' }, 'crash-restart'),
+      diagnosis,
+      context,
+    );
+    expect(mail.headers['X-Unitwatch-Event']).toBe('crash-restart');
+  });
+
+  it('uses the injected Message-ID', () => {
+    expect(composeFailureMail(failure(), diagnosis, context).messageId).toBe('<fixed-id@web1>');
+  });
+
+  it('leaves out the invocation header when systemd gave none', () => {
+    const mail = composeFailureMail(failure({ invocationId: '' }), diagnosis, context);
+    expect(mail.headers).not.toHaveProperty('X-Unitwatch-Invocation');
+  });
+
+  it('keeps every header value on one line whatever the unit, description and host hold', () => {
+    const hostile = failure({
+      unit: 'x\r\nContent-Type: text/html\r\n\r\n<b>.service',
+      description: 'desc\nTo: spy@example.org\u2028\u0085\u0000',
+      result: 'exit-code\r\nX-Evil: 1',
+    });
+    const mail = composeFailureMail(hostile, diagnosis, { ...context, hostname: 'web1\r\nX-Evil: 2' });
+    for (const [name, value] of Object.entries(mail.headers)) {
+      expect(value, name).not.toMatch(NOT_ONE_LINE);
+    }
+    expect(mail.subject).not.toMatch(NOT_ONE_LINE);
+    expect(mail.headers['X-Unitwatch-Unit']).toBe('x Content-Type: text/html <b>.service');
+  });
+
+  it('keeps Unicode in names and descriptions, leaving the encoding to the mailer', () => {
+    const mail = composeFailureMail(
+      failure({ unit: 'grüße@wörld.service', description: 'Dienst ✓' }),
+      diagnosis,
+      context,
+    );
+    expect(mail.headers['X-Unitwatch-Unit']).toBe('grüße@wörld.service');
+    expect(bodyOf(mail)).toContain('grüße@wörld.service (Dienst ✓)');
+  });
+
+  it('bounds a very long unit name in headers and subject', () => {
+    const mail = composeFailureMail(failure({ unit: `${'a'.repeat(5000)}.service` }), diagnosis, context);
+    expect(mail.headers['X-Unitwatch-Unit']?.length).toBeLessThanOrEqual(200);
+    expect(mail.subject.length).toBeLessThan(300);
+  });
+});
+
+describe('composeFailureMail: summary', () => {
+  const body = bodyOf(composeFailureMail(failure(), diagnosis, context));
+
+  it('opens with one sentence saying what happened', () => {
+    expect(body.split('\n')[0]).toBe('nginx.service failed on web1.');
+  });
+
+  it('opens a crash-restart with the restart', () => {
+    const crash = composeFailureMail(
+      failure({ subState: 'auto-restart' }, 'crash-restart'),
+      diagnosis,
+      context,
+    );
+    expect(bodyOf(crash).split('\n')[0]).toBe(
+      'nginx.service crashed on web1; systemd is restarting it (Restart=).',
+    );
+  });
+
+  it('lists unit, host, result, exit, time, restarts, invocation and unit file as aligned rows', () => {
+    expect(body).toContain(
+      [
+        '  Unit:       nginx.service (Web server)',
+        '  Host:       web1',
+        '  Result:     exit-code',
+        '  Exit:       exited with status 3',
+        '  Time:       2026-11-22 04:32:22 UTC',
+        '  Restarts:   2',
+        `  Invocation: ${INVOCATION}`,
+        '  Unit file:  /etc/systemd/system/nginx.service',
+      ].join('\n'),
+    );
+  });
+
+  it('leaves out rows systemd had nothing for', () => {
+    const sparse = bodyOf(
+      composeFailureMail(
+        failure({
+          description: '',
+          execMainCode: undefined,
+          execMainStatus: undefined,
+          restarts: undefined,
+          invocationId: '',
+          fragmentPath: '',
+        }),
+        diagnosis,
+        context,
+      ),
+    );
+    expect(sparse).toContain(
+      '  Unit:       nginx.service\n  Host:       web1\n  Result:     exit-code\n  Time:',
+    );
+    for (const label of ['Exit:', 'Restarts:', 'Invocation:', 'Unit file:'])
+      expect(sparse).not.toContain(label);
+  });
+
+  it('uses the time of observation when systemd gave no timestamp', () => {
+    const mail = composeFailureMail(failure({ inactiveEnterTimestampUs: 0 }), diagnosis, context);
+    expect(bodyOf(mail)).toContain(`  Time:       ${formatTimestamp(1_795_321_943_000)}`);
+  });
+
+  it('folds a description with line breaks into the summary row', () => {
+    const mail = composeFailureMail(failure({ description: 'Web\r\nserver\u2028again' }), diagnosis, context);
+    expect(bodyOf(mail)).toContain('  Unit:       nginx.service (Web server again)\n');
+  });
+
+  it('ends with a signature', () => {
+    expect(body.endsWith('\n\n-- \nunitwatch\n')).toBe(true);
+  });
+});
+
+describe('composeFailureMail: commands to investigate', () => {
+  it('gives status, the invocation’s journal and reset-failed', () => {
+    const body = bodyOf(composeFailureMail(failure(), diagnosis, context));
+    expect(body).toContain(
+      [
+        'Investigate:',
+        '  systemctl status --full -- nginx.service',
+        `  journalctl _SYSTEMD_INVOCATION_ID=${INVOCATION} + INVOCATION_ID=${INVOCATION}`,
+        '  systemctl reset-failed -- nginx.service   # once handled',
+      ].join('\n'),
+    );
+  });
+
+  it('falls back to the unit’s journal of this boot without an invocation id', () => {
+    const body = bodyOf(composeFailureMail(failure({ invocationId: '' }), diagnosis, context));
+    expect(body).toContain('  journalctl -b -u nginx.service\n');
+  });
+
+  it("quotes a unit name starting with a dash, such as '-.mount'", () => {
+    const body = bodyOf(
+      composeFailureMail(failure({ unit: '-.mount', invocationId: '' }), diagnosis, context),
+    );
+    expect(body).toContain("  systemctl status --full -- '-.mount'\n");
+    expect(body).toContain("  journalctl -b -u '-.mount'\n");
+    expect(body).toContain("  systemctl reset-failed -- '-.mount'   # once handled\n");
+  });
+
+  it('quotes a unit name with shell metacharacters so pasting the command runs nothing else', () => {
+    const body = bodyOf(composeFailureMail(failure({ unit: "a';id;'.service" }), diagnosis, context));
+    expect(body).toContain("  systemctl status --full -- 'a'\\'';id;'\\''.service'\n");
+  });
+});
+
+describe('describeExit', () => {
+  it('describes a process that exited with a status', () => {
+    expect(describeExit({ ...facts, execMainCode: 1, execMainStatus: 3 })).toBe('exited with status 3');
+  });
+
+  it('describes a process killed by a signal, with its name', () => {
+    expect(describeExit({ ...facts, execMainCode: 2, execMainStatus: 9 })).toBe('killed, signal 9 (SIGKILL)');
+  });
+
+  it('describes a process that dumped core', () => {
+    expect(describeExit({ ...facts, execMainCode: 3, execMainStatus: 11 })).toBe(
+      'dumped core, signal 11 (SIGSEGV)',
+    );
+  });
+
+  it('says nothing when there was no main process', () => {
+    expect(describeExit({ ...facts, execMainCode: 0, execMainStatus: 0 })).toBeUndefined();
+    expect(describeExit({ ...facts, execMainCode: undefined, execMainStatus: undefined })).toBeUndefined();
+  });
+
+  it('names an unknown signal by number only', () => {
+    expect(describeExit({ ...facts, execMainCode: 2, execMainStatus: 200 })).toBe('killed, signal 200');
+  });
+});
+
+describe('formatTimestamp', () => {
+  it('writes UTC to the second', () => {
+    expect(formatTimestamp(Date.UTC(2026, 10, 22, 4, 32, 22, 999))).toBe('2026-11-22 04:32:22 UTC');
+  });
+});
+
+describe('composeFailureMail: status output', () => {
+  it('carries the status output under a heading naming the command', () => {
+    const body = bodyOf(composeFailureMail(failure(), diagnosis, context));
+    expect(body).toContain(
+      `── status: systemctl status --full -- nginx.service\n${statusText.trimEnd()}\n\n`,
+    );
+  });
+
+  it('says when the output was cut by the size limit', () => {
+    const mail = composeFailureMail(
+      failure(),
+      { status: output(statusText, { truncatedBytes: 4_194_304 }), journal: undefined },
+      context,
+    );
+    expect(bodyOf(mail)).toContain(
+      `${statusText.trimEnd()}\n[… 4194304 more bytes cut by UNITWATCH_OUTPUT_LIMIT]\n`,
+    );
+  });
+
+  it('says why the status is missing or incomplete, and still composes a mail', () => {
+    const mail = composeFailureMail(
+      failure(),
+      {
+        status: output('', { problem: 'systemctl not found (ENOENT)' }),
+        journal: undefined,
+      },
+      context,
+    );
+    expect(bodyOf(mail)).toContain(
+      '── status: systemctl status --full -- nginx.service\n(systemctl not found (ENOENT))\n',
+    );
+  });
+
+  it('drops ANSI colour codes and shows control characters as \\xNN', () => {
+    const mail = composeFailureMail(
+      failure(),
+      {
+        status: output('\u001b[0;1;31m×\u001b[0m nginx\u0007 died\u001b[K\r\nnext line\n'),
+        journal: undefined,
+      },
+      context,
+    );
+    expect(bodyOf(mail)).toContain('\n× nginx\\x07 died\nnext line\n');
+    expect(bodyOf(mail)).not.toContain('\u001b');
+    expect(bodyOf(mail)).not.toContain('\r');
+  });
+
+  it('shows NUL bytes as \\x00 instead of passing them into the mail', () => {
+    const mail = composeFailureMail(
+      failure(),
+      { status: output('before\u0000after\n'), journal: undefined },
+      context,
+    );
+    expect(bodyOf(mail)).toContain('before\\x00after');
+    expect(bodyOf(mail)).not.toContain('\u0000');
+  });
+});
+
+describe('composeFailureMail: journal of the invocation', () => {
+  const journalCommand = `journalctl _SYSTEMD_INVOCATION_ID=${INVOCATION}`;
+  const journal = (text: string, overrides: Partial<CommandOutput> = {}) =>
+    output(text, { command: journalCommand, ...overrides });
+
+  it('is left out when the status output already shows its lines', () => {
+    const mail = composeFailureMail(
+      failure(),
+      {
+        status: output(statusText),
+        journal: journal(
+          '-- Journal begins at Sun 2026-11-22 00:00:00 UTC. --\nNov 22 04:32:22 web1 nginx[812]: bind() to 0.0.0.0:80 failed (98: Address already in use)\n',
+        ),
+      },
+      context,
+    );
+    expect(bodyOf(mail)).not.toContain('── journal');
+  });
+
+  it('is added when it holds lines the status output lacks', () => {
+    const mail = composeFailureMail(
+      failure(),
+      {
+        status: output(statusText),
+        journal: journal('Nov 22 04:30:00 web1 nginx[812]: worker started marker-1\n'),
+      },
+      context,
+    );
+    expect(bodyOf(mail)).toContain(
+      `── journal of this invocation: ${journalCommand}\nNov 22 04:30:00 web1 nginx[812]: worker started marker-1\n`,
+    );
+  });
+
+  it('is added when gathering it had a problem, saying which', () => {
+    const mail = composeFailureMail(
+      failure(),
+      { status: output(statusText), journal: journal('', { problem: 'timed out after 10s' }) },
+      context,
+    );
+    expect(bodyOf(mail)).toContain(
+      `── journal of this invocation: ${journalCommand}\n(timed out after 10s)\n`,
+    );
+  });
+
+  it('comes after the status section and before the signature', () => {
+    const text = bodyOf(
+      composeFailureMail(
+        failure(),
+        { status: output(statusText), journal: journal('only in the journal\n') },
+        context,
+      ),
+    );
+    const status = text.indexOf('── status:');
+    const journalAt = text.indexOf('── journal');
+    expect(status).toBeGreaterThan(0);
+    expect(journalAt).toBeGreaterThan(status);
+    expect(text.indexOf('-- \nunitwatch')).toBeGreaterThan(journalAt);
+  });
+});
+
+describe('journalAddsLines', () => {
+  it('is false when every journal line is in the status output', () => {
+    expect(journalAddsLines('a\nb\nc\n', 'b\nc\n')).toBe(false);
+  });
+
+  it('is true when one journal line is missing from the status output', () => {
+    expect(journalAddsLines('a\nb\n', 'b\nz\n')).toBe(true);
+  });
+
+  it('ignores journalctl’s own "-- " markers and blank lines', () => {
+    expect(journalAddsLines('a\n', '-- No entries --\n\n   \na\n')).toBe(false);
+  });
+});
