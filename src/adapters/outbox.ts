@@ -161,8 +161,7 @@ export class Outbox {
 
   async start(): Promise<void> {
     if (this.#started) return;
-    const created = await mkdir(this.#directory, { recursive: true, mode: 0o700 });
-    if (created !== undefined) await syncDirectory(dirname(this.#directory));
+    await this.#ensureDirectory();
     const names = (await readdir(this.#directory)).sort();
     const startedAtMs = this.#now();
     let changedDirectory = false;
@@ -225,6 +224,7 @@ export class Outbox {
         messageId: mail.messageId,
       },
     };
+    if (!this.#started) await this.#ensureDirectory();
     await writeJsonAtomic(join(this.#directory, name), entry);
     // Indexed even before start() or during its directory scan; the scan's copy of it is a no-op.
     insertSorted(this.#pending, { name, nextAttemptMs: 0, deferredAtSuccess: this.#successes });
@@ -326,9 +326,13 @@ export class Outbox {
       this.#successes++;
       this.#consecutiveFailures = 0;
       this.#pausedUntilMs = 0;
-      // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
-      removeSorted(this.#pending, pending.name);
-      await this.#removeFile(pending.name);
+      try {
+        // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
+        await this.#removeFile(pending.name);
+      } finally {
+        // Counted as pending until the file is gone, so `pending === 0` means nothing is left to resend.
+        removeSorted(this.#pending, pending.name);
+      }
       this.#logger.info(
         {
           unit: entry.unit,
@@ -401,9 +405,13 @@ export class Outbox {
       },
       `notification REJECTED by the mail server, not retrying: ${entry.mail.subject}`,
     );
-    removeSorted(this.#pending, pending.name);
     await this.#serialRejected(async () => {
-      await writeJsonAtomic(join(this.#directory, pending.name), rejected);
+      try {
+        await writeJsonAtomic(join(this.#directory, pending.name), rejected);
+      } finally {
+        // Even if the mark did not reach the disk: retrying now would only collect the same 5xx.
+        removeSorted(this.#pending, pending.name);
+      }
       this.#addRejected(pending.name, rejected);
       await this.#trimRejected();
     });
@@ -511,6 +519,15 @@ export class Outbox {
       'unreadable outbox entry moved aside; the notification in it was not sent',
     );
     return undefined;
+  }
+
+  async #ensureDirectory(): Promise<void> {
+    const created = await mkdir(this.#directory, { recursive: true, mode: 0o700 });
+    if (created === undefined) return;
+    // Each new directory's entry lives in its parent; all of them must reach the disk.
+    for (let child = this.#directory; child !== dirname(created); child = dirname(child)) {
+      await syncDirectory(dirname(child));
+    }
   }
 
   async #removeFile(name: string): Promise<void> {

@@ -29,7 +29,7 @@ export function nextAttemptDelayMs(
   options: RetryOptions = DEFAULT_RETRY,
 ): number {
   const { baseMs, capMs } = options;
-  const failures = Number.isFinite(attempt) ? Math.max(1, Math.floor(attempt)) : 1;
+  const failures = Number.isNaN(attempt) ? 1 : Math.max(1, Math.floor(attempt));
   // 2 ** failures overflows to Infinity for huge counts, which Math.min turns back into the cap.
   const ceiling = Math.max(baseMs, Math.min(capMs, baseMs * 2 ** failures));
   const draw = random();
