@@ -5,8 +5,11 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createLogger, type Logger } from './adapters/logger.js';
 import { MailTransport, readSmtpPassword } from './adapters/mail-transport.js';
+import { SystemdBus } from './adapters/systemd-bus.js';
+import { type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
 import { type Config, parseConfig, renderEffectiveConfig } from './core/config.js';
 import { parseEnvFile } from './core/env-file.js';
+import { globToRegExp } from './core/globs.js';
 import { Daemon } from './daemon.js';
 import { ConfigError } from './errors/config-error.js';
 
@@ -23,6 +26,8 @@ Commands:
   run            watch systemd and send notifications (the daemon)
   check-config   validate the configuration and print it, secrets masked
   test-email     send one test mail through the configured transport
+  check          one-shot monitoring-plugin check: exit 0 OK, 1 WARNING (failed units),
+                 2 CRITICAL (a critical unit not active), 3 UNKNOWN (systemd unreachable)
 
 Options:
   --env-file FILE  read UNITWATCH_* variables from FILE (systemd EnvironmentFile= syntax)
@@ -71,8 +76,8 @@ function parseArguments(argv: readonly string[]): Invocation | string {
   return { command: command ?? 'help', envFile };
 }
 
-async function loadConfig(envFile: string | undefined): Promise<Config> {
-  let env: Record<string, string | undefined> = process.env;
+async function readEnvironment(envFile: string | undefined): Promise<Record<string, string | undefined>> {
+  let env: Record<string, string | undefined> = { ...process.env };
   if (envFile !== undefined) {
     let text: string;
     try {
@@ -84,8 +89,12 @@ async function loadConfig(envFile: string | undefined): Promise<Config> {
     }
     const parsed = parseEnvFile(text, envFile);
     if (parsed.problems.length > 0) throw new ConfigError(parsed.problems);
-    env = { ...process.env, ...parsed.variables };
+    env = { ...env, ...parsed.variables };
   }
+  return env;
+}
+
+function configFrom(env: Readonly<Record<string, string | undefined>>): Config {
   return parseConfig(env, {
     hostname: hostname(),
     systemdStateDirectory: process.env.STATE_DIRECTORY,
@@ -135,6 +144,53 @@ async function testEmail(config: Config, password: string | undefined): Promise<
   }
 }
 
+/**
+ * `unitwatch check` reads the same configuration as the daemon for its filters, but sends no mail:
+ * where no recipient or transport is configured (a monitoring host's own env file), it needs none.
+ */
+async function check(envFile: string | undefined): Promise<number> {
+  let config: Config;
+  try {
+    const env = await readEnvironment(envFile);
+    config = configFrom({
+      UNITWATCH_TO: 'check@localhost',
+      UNITWATCH_STATE_DIRECTORY: '/',
+      ...(env.UNITWATCH_SMTP_URL === undefined && env.UNITWATCH_SENDMAIL === undefined
+        ? { UNITWATCH_SENDMAIL: '/bin/true' }
+        : {}),
+      ...env,
+    });
+  } catch (error) {
+    const result = unknownCheck(error instanceof Error ? error.message : String(error));
+    process.stdout.write(`${result.line}\n`);
+    return result.exitCode;
+  }
+  const bus = new SystemdBus(
+    { onUnitChange: () => undefined, onDisconnect: () => undefined },
+    { callTimeoutMs: 10_000 },
+  );
+  let result: CheckResult;
+  try {
+    await bus.connect();
+    const units = await bus.listUnits();
+    result = evaluateCheck(
+      units,
+      {
+        include: config.include.map(globToRegExp),
+        exclude: config.exclude.map(globToRegExp),
+        critical: config.critical.map(globToRegExp),
+      },
+      config.critical,
+    );
+  } catch (error) {
+    result = unknownCheck(`cannot ask systemd: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    bus.stop();
+  }
+  process.stdout.write(`${result.line}\n`);
+  return result.exitCode;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const invocation = parseArguments(argv);
   if (typeof invocation === 'string') {
@@ -149,6 +205,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`unitwatch ${version()}\n`);
     return 0;
   }
+  if (invocation.command === 'check') return check(invocation.envFile);
   if (!['run', 'check-config', 'test-email'].includes(invocation.command)) {
     process.stderr.write(`unitwatch: unknown command ${invocation.command}\n\n${USAGE}`);
     return EXIT_USAGE;
@@ -157,7 +214,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let config: Config;
   let password: string | undefined;
   try {
-    config = await loadConfig(invocation.envFile);
+    config = configFrom(await readEnvironment(invocation.envFile));
     password = await readSmtpPassword(config.transport);
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -96,6 +96,8 @@ export class SystemdBus {
   readonly #callTimeoutMs: number;
   #bus: dbus.MessageBus | undefined;
   #disconnected = false;
+  /** Rejecters of calls still waiting, so a lost connection fails them at once. */
+  readonly #pendingCalls = new Set<(reason: Error) => void>();
 
   constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number } = {}) {
     this.#events = events;
@@ -104,16 +106,7 @@ export class SystemdBus {
 
   /** Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured) and subscribes to every unit. */
   async start(): Promise<void> {
-    const bus = dbus.systemBus();
-    this.#bus = bus;
-    bus.on('error', (error: unknown) =>
-      this.#lost(error instanceof Error ? error : new Error(String(error))),
-    );
-    // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
-    const connection = (bus as unknown as { _connection?: NodeJS.EventEmitter })._connection;
-    connection?.on('end', () => this.#lost(new Error('the system bus closed the connection')));
-    bus.on('message', (message: dbus.Message) => this.#dispatch(message));
-
+    await this.connect();
     await this.#call(
       'org.freedesktop.DBus',
       '/org/freedesktop/DBus',
@@ -123,6 +116,21 @@ export class SystemdBus {
       [UNIT_CHANGES_RULE],
     );
     await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'Subscribe');
+  }
+
+  /** Connects without subscribing, for one-shot queries such as `unitwatch check`. */
+  async connect(): Promise<void> {
+    const bus = dbus.systemBus();
+    this.#bus = bus;
+    bus.on('error', (error: unknown) =>
+      this.#lost(error instanceof Error ? error : new Error(String(error))),
+    );
+    // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
+    const connection = (bus as unknown as { _connection?: NodeJS.EventEmitter })._connection;
+    connection?.on('end', () => this.#lost(new Error('the system bus closed the connection')));
+    bus.on('message', (message: dbus.Message) => this.#dispatch(message));
+    // Fails fast when the connection cannot be made at all, instead of waiting for a call timeout.
+    await this.#call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'GetId');
   }
 
   stop(): void {
@@ -197,6 +205,8 @@ export class SystemdBus {
   #lost(reason: Error): void {
     if (this.#disconnected) return;
     this.#disconnected = true;
+    for (const reject of this.#pendingCalls) reject(reason);
+    this.#pendingCalls.clear();
     this.#events.onDisconnect(reason);
   }
 
@@ -218,12 +228,16 @@ export class SystemdBus {
       ...(signature === undefined ? {} : { signature, body: body ?? [] }),
     });
     let timer: NodeJS.Timeout | undefined;
-    // A call on a connection that died silently would otherwise wait forever.
+    let rejectOnLoss: ((reason: Error) => void) | undefined;
+    // A call on a connection that died silently would otherwise wait forever; a lost one fails at once.
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)),
         this.#callTimeoutMs,
       );
+      rejectOnLoss = reject;
+      if (this.#disconnected) reject(new Error('not connected to the system bus'));
+      else this.#pendingCalls.add(reject);
     });
     try {
       const reply = await Promise.race([bus.call(message), timeout]);
@@ -232,6 +246,7 @@ export class SystemdBus {
       throw new BusCallError(`${iface}.${member}`, path, error);
     } finally {
       clearTimeout(timer);
+      if (rejectOnLoss !== undefined) this.#pendingCalls.delete(rejectOnLoss);
     }
   }
 }

@@ -65,7 +65,15 @@ interface VariableSpec {
   readonly schema: z.ZodType<unknown, string>;
 }
 
-const ADDRESS = z.email({ error: 'is not a mail address' });
+/**
+ * Local part @ host name. Looser than zod's z.email(), which wants a dotted domain: `root@localhost`
+ * and `ops@mailhub` are real recipients on servers.
+ */
+const ADDRESS = z
+  .string()
+  .regex(
+    /^[^\s@<>(),;:"\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+  );
 
 const addressList = z.string().transform((value, ctx) => {
   const addresses = value
