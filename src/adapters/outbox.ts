@@ -319,20 +319,13 @@ export class Outbox {
         ({ response, accepted } = await this.#sender.send(mail));
       } catch (error) {
         for (const rejected of carried) rejected.carrier = undefined;
-        if (error instanceof MailDeliveryError && error.permanent) await this.#reject(pending, entry, error);
+        if (isPermanent(error)) await this.#reject(pending, entry, error);
         else await this.#defer(pending, entry, error);
         return;
       }
       this.#successes++;
       this.#consecutiveFailures = 0;
       this.#pausedUntilMs = 0;
-      try {
-        // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
-        await this.#removeFile(pending.name);
-      } finally {
-        // Counted as pending until the file is gone, so `pending === 0` means nothing is left to resend.
-        removeSorted(this.#pending, pending.name);
-      }
       this.#logger.info(
         {
           unit: entry.unit,
@@ -345,10 +338,21 @@ export class Outbox {
         },
         `notification sent: ${entry.mail.subject}`,
       );
+      try {
+        // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
+        await this.#removeFile(pending.name);
+      } catch (error) {
+        this.#logger.error(
+          { file: pending.name, messageId: entry.mail.messageId, err: error },
+          'a delivered notification could not be removed from the outbox; the next start sends it again',
+        );
+      } finally {
+        // Counted as pending until the file is gone, so `pending === 0` means nothing is left to resend.
+        removeSorted(this.#pending, pending.name);
+      }
       if (carried.length > 0) await this.#markReported(carried, entry.mail.messageId);
     } catch (error) {
-      // Only the file system gets here. A failed rewrite leaves the entry as it was, to be retried; a
-      // failed unlink after a delivery means one more copy of that mail at the next start.
+      // Only a failed rewrite gets here; the entry stays as it was on disk and is retried.
       this.#logger.error({ file: pending.name, err: error }, 'outbox could not update an entry');
     }
   }
@@ -363,7 +367,8 @@ export class Outbox {
     pending.deferredAtSuccess = this.#successes;
     const attempts = entry.attempts + 1;
     const lastError = cleanLine(error instanceof Error ? error.message : String(error), 500);
-    this.#logger.warn(
+    const refusedLogin = isLoginRefused(error);
+    this.#logger[refusedLogin ? 'error' : 'warn'](
       {
         unit: entry.unit,
         event: entry.event,
@@ -373,7 +378,9 @@ export class Outbox {
         responseCode: error instanceof MailDeliveryError ? error.responseCode : undefined,
         err: error,
       },
-      `notification not sent yet, will retry: ${entry.mail.subject}`,
+      refusedLogin
+        ? `the mail server refused unitwatch's login; fix the SMTP credentials. Will retry: ${entry.mail.subject}`
+        : `notification not sent yet, will retry: ${entry.mail.subject}`,
     );
     await writeJsonAtomic(join(this.#directory, pending.name), {
       ...entry,
@@ -563,6 +570,20 @@ export function appendRejectedReport(
     text,
     headers: { ...mail.headers, 'X-Unitwatch-Rejected-Earlier': String(total) },
   };
+}
+
+/**
+ * A 5xx about this message (too big, recipient refused) will never pass; one about our login (535)
+ * is an operator's mistake that is fixed without touching the message, so it is retried instead.
+ */
+function isPermanent(error: unknown): error is MailDeliveryError {
+  return error instanceof MailDeliveryError && error.permanent && !isLoginRefused(error);
+}
+
+function isLoginRefused(error: unknown): boolean {
+  if (!(error instanceof MailDeliveryError)) return false;
+  const cause = error.cause;
+  return typeof cause === 'object' && cause !== null && 'code' in cause && cause.code === 'EAUTH';
 }
 
 /** Where `name` is or would go in a list sorted by name. */

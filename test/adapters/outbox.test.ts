@@ -47,7 +47,7 @@ class ManualClock {
   }
 }
 
-type Outcome = 'ok' | 'hang' | 'refused' | number;
+type Outcome = 'ok' | 'hang' | 'refused' | 'bad-login' | number;
 
 interface Attempt {
   readonly messageId: string;
@@ -90,6 +90,15 @@ class ScriptedSender implements MailSender {
         throw new MailDeliveryError(
           'smtp://127.0.0.1:2525',
           Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:2525'), { code: 'ECONNREFUSED' }),
+        );
+      }
+      if (outcome === 'bad-login') {
+        throw new MailDeliveryError(
+          'smtp://127.0.0.1:2525',
+          Object.assign(new Error('Invalid login: 535 5.7.8 Authentication failed'), {
+            code: 'EAUTH',
+            responseCode: 535,
+          }),
         );
       }
       if (typeof outcome === 'number') {
@@ -282,6 +291,21 @@ describe('Outbox', () => {
     clock.advance(clock.armed()[0] ?? 0);
     await waitFor(() => outbox.pending === 0, 'the deliveries');
     expect(sender.delivered.map((sent) => sent.messageId)).toEqual([1, 2, 3].map((n) => mail(n).messageId));
+  });
+
+  it('retries a refused login (535) instead of rejecting every mail, and says so at error level', async () => {
+    const outbox = newOutbox();
+    await outbox.start();
+    sender.script(mail(1).subject, 'bad-login');
+
+    await outbox.enqueue(mail(1), meta(1));
+    await waitFor(() => clock.armed().length === 1, 'the retry timer');
+    expect(outbox.rejected).toBe(0);
+    expect(log.lines.find((line) => line.level === 50)?.msg).toContain('refused unitwatch');
+
+    clock.advance(clock.armed()[0] ?? 0);
+    await waitFor(() => outbox.pending === 0, 'the delivery');
+    expect(sender.delivered).toEqual([mail(1)]);
   });
 
   it('sends oldest first', async () => {
