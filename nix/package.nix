@@ -10,6 +10,7 @@
   lib,
   buildNpmPackage,
   importNpmLock,
+  makeWrapper,
   # Any Node >= 20 (package.json engines); the default LTS of the nixpkgs in use.
   nodejs,
   # Where tarballs are fetched from: the registry npm itself uses by default.
@@ -83,6 +84,14 @@ buildNpmPackage {
 
   # `npm run build` is tsc; npmInstallHook then copies what `files` lists, prunes dev
   # dependencies and wraps each `bin` entry so it runs with this pinned nodejs.
+  nativeBuildInputs = [ makeWrapper ];
+
+  # Node 20 consumes `--env-file` anywhere on its own command line, even after the script, so
+  # `unitwatch run --env-file F` would never reach unitwatch; `--` ends Node's options.
+  postInstall = ''
+    makeWrapper ${lib.getExe nodejs} $out/bin/unitwatch \
+      --add-flags "-- $out/lib/node_modules/${package.name}/dist/cli.js"
+  '';
 
   passthru = {
     inherit withResolved;

@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// The `--` matters: Node 20 itself consumes `--env-file` anywhere on its command line, even after the
+// script name, and exits 9 when the file is missing. Whoever runs this file directly must pass it too.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

@@ -21,7 +21,7 @@ interface Outcome {
 /** Runs the built CLI as a real process with only PATH and what the test gives, so no developer setting leaks in. */
 function unitwatch(args: readonly string[], env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
+    const child = spawn(process.execPath, ['--', cli, ...args], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -145,6 +145,25 @@ describe('unitwatch with a bad configuration', () => {
     const { code, stderr } = await unitwatch(['run'], {});
     expect(code).toBe(EX_CONFIG);
     expect(stderr).toContain('UNITWATCH_TO: is required');
+  });
+
+  it('exits 78 naming a missing env file, through the bin as installed (Node must not eat --env-file)', async () => {
+    const missing = join(folder, 'absent.env');
+    const result = await new Promise<Outcome>((resolve, reject) => {
+      // Run the file itself, as `unitwatch` on PATH would: its shebang must keep Node off the option.
+      const child = spawn(cli, ['check-config', '--env-file', missing], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout: '', stderr }));
+    });
+    expect(result.stderr).toContain(`${missing}: cannot read (ENOENT)`);
+    expect(result.code).toBe(78);
   });
 
   it('exits 78 naming file and line of a broken env file', async () => {

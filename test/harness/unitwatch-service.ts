@@ -27,7 +27,7 @@ export async function installUnitwatch(
     '0600',
   );
   const unit = renderUnitFile(definition, {
-    execStart: `${process.execPath} ${repoRoot}dist/cli.js run`,
+    execStart: `${process.execPath} -- ${repoRoot}dist/cli.js run`,
     environmentFile: ENV_FILE,
     // The code under test may live under /tmp, which PrivateTmp= hides; bind it back read-only.
     extraService: { BindReadOnlyPaths: repoRoot.replace(/\/$/, ''), ...extraService },
