@@ -6,14 +6,29 @@ import { gatherDiagnosis } from './adapters/diagnosis.js';
 import { readJson, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
+import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
-import { FailureWatcher, type SelfStateStore } from './watcher.js';
+import { FailureWatcher, type ReportedStore, type SelfStateStore } from './watcher.js';
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 5000, 10_000];
 const STOP_GRACE_MS = 8000;
+
+/** The newest reported keys kept across restarts; older failures are long out of ListUnits anyway. */
+const KEPT_REPORTED_KEYS = 5000;
+
+function fileReportedStore(stateDirectory: string): ReportedStore {
+  const path = join(stateDirectory, 'reported.json');
+  return {
+    async load() {
+      const value = await readJson(path);
+      return Array.isArray(value) ? value.filter((key): key is string => typeof key === 'string') : [];
+    },
+    save: (keys) => writeJsonAtomic(path, keys.slice(-KEPT_REPORTED_KEYS)),
+  };
+}
 
 function fileSelfStateStore(stateDirectory: string): SelfStateStore {
   const path = join(stateDirectory, 'self.json');
@@ -44,6 +59,7 @@ export class Daemon {
   readonly #logger: Logger;
   readonly #smtpPassword: string | undefined;
   #mail: MailTransport | undefined;
+  #outbox: Outbox | undefined;
   #bus: SystemdBus | undefined;
   #watcher: FailureWatcher | undefined;
   #notifier: SystemdNotifier | undefined;
@@ -63,6 +79,16 @@ export class Daemon {
     const mail = new MailTransport(config, this.#smtpPassword);
     mail.start();
     this.#mail = mail;
+    const outbox = new Outbox({
+      directory: join(config.stateDirectory, 'outbox'),
+      sender: mail,
+      logger,
+      now: Date.now,
+      random: Math.random,
+    });
+    this.#outbox = outbox;
+    // Mail queued before a crash or a stop goes out first.
+    await outbox.start();
     this.#notifier = new SystemdNotifier(logger);
     const ownUnit = await readOwnUnit();
     const watcher = new FailureWatcher({
@@ -75,7 +101,19 @@ export class Daemon {
           timeoutMs: config.commandTimeoutMs,
           maxBytes: config.outputLimitBytes,
         }),
-      mail,
+      deliver: async (composed, meta) => {
+        try {
+          await outbox.enqueue(composed, meta);
+        } catch (error) {
+          // A full or read-only state directory must not cost the notification: send it directly.
+          logger.error(
+            { err: error, unit: meta.unit },
+            'could not queue the mail on disk; sending it directly',
+          );
+          await mail.send(composed);
+        }
+      },
+      reported: fileReportedStore(config.stateDirectory),
       selfState: fileSelfStateStore(config.stateDirectory),
       ownUnit,
       now: Date.now,
@@ -83,8 +121,9 @@ export class Daemon {
       sleep: (ms) => sleep(ms),
     });
     this.#watcher = watcher;
+    await watcher.start();
 
-    await this.#connect(false);
+    await this.#connect();
     if (ownUnit !== undefined) {
       const bus = this.#requireBus();
       const facts = await bus.readFacts(ownUnit, await bus.unitPath(ownUnit));
@@ -104,11 +143,11 @@ export class Daemon {
     if (this.#stopping) return;
     this.#stopping = true;
     clearInterval(this.#watchdogTimer);
-    this.#watcher?.stop();
     await this.#notifier?.stopping();
     this.#bus?.stop();
-    const settled = this.#watcher?.settle() ?? Promise.resolve();
-    await Promise.race([settled, sleep(STOP_GRACE_MS)]);
+    const drained = this.#watcher?.drain() ?? Promise.resolve();
+    await Promise.race([drained, sleep(STOP_GRACE_MS)]);
+    await this.#outbox?.stop();
     this.#mail?.stop();
     this.#logger.info('unitwatch stopped');
   }
@@ -119,10 +158,11 @@ export class Daemon {
   }
 
   /**
-   * Subscribes first and lists second, so no change falls between the two. After a reconnect the
-   * listing is compared with what we knew: a unit that failed while we were away is reported then.
+   * Subscribes first and lists second, so no change falls between the two. The listing is compared
+   * with what we knew and what was reported before: a unit that failed while we were away (stopped,
+   * restarting, disconnected) is reported then, once.
    */
-  async #connect(compareWithKnown: boolean): Promise<void> {
+  async #connect(): Promise<void> {
     const watcher = this.#watcher;
     if (watcher === undefined) throw new Error('watcher not built');
     const bus = new SystemdBus({
@@ -131,9 +171,7 @@ export class Daemon {
     });
     this.#bus = bus;
     await bus.start();
-    const units = await bus.listUnits();
-    if (compareWithKnown) for (const unit of units) watcher.handleChange(unit);
-    else watcher.seed(units);
+    watcher.catchUp(await bus.listUnits());
   }
 
   #onDisconnect(reason: Error): void {
@@ -148,7 +186,7 @@ export class Daemon {
       await sleep(RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)] ?? 10_000);
       try {
         this.#bus?.stop();
-        await this.#connect(true);
+        await this.#connect();
         this.#reconnecting = false;
         this.#logger.warn({ attempt: attempt + 1 }, 'reconnected to the system bus');
         return;
@@ -161,7 +199,7 @@ export class Daemon {
   #statusLine(): string {
     const watcher = this.#watcher;
     const failed = watcher?.failedUnits().length ?? 0;
-    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents`;
+    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, outbox ${this.#outbox?.pending ?? 0}`;
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */

@@ -1,5 +1,4 @@
 import type { Logger } from './adapters/logger.js';
-import type { MailSender } from './adapters/mail-transport.js';
 import type { ListedUnit, UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import {
@@ -36,12 +35,25 @@ export interface SelfStateStore {
   save(state: SelfNotificationState): Promise<void>;
 }
 
+/** Failures already reported, kept across restarts so a restart does not mail them again. */
+export interface ReportedStore {
+  load(): Promise<readonly string[]>;
+  save(keys: readonly string[]): Promise<void>;
+}
+
+export interface MailMeta {
+  readonly unit: string;
+  readonly event: string;
+}
+
 export interface WatcherDependencies {
   readonly config: Config;
   readonly logger: Logger;
   readonly units: UnitSource;
   readonly gather: (unit: string, invocationId: string) => Promise<Diagnosis>;
-  readonly mail: MailSender;
+  /** Hands a composed mail over for delivery; resolves once it is durably queued. */
+  readonly deliver: (mail: ComposedMail, meta: MailMeta) => Promise<void>;
+  readonly reported: ReportedStore;
   readonly selfState: SelfStateStore;
   readonly ownUnit: string | undefined;
   readonly now: () => number;
@@ -96,11 +108,45 @@ export class FailureWatcher {
     return this.#tracker.failedUnits();
   }
 
-  /** Learns the current state of every loaded unit without notifying: what was failed before us is not news here. */
-  seed(units: readonly ListedUnit[]): void {
+  /** Loads the failures reported before a restart; call once before catchUp. */
+  async start(): Promise<void> {
+    for (const key of await this.#deps.reported.load()) this.#reported.add(key);
+  }
+
+  /**
+   * Learns the state of every loaded unit, and reports what is failed (or crash-restarting, or a
+   * critical unit down) unless it was reported before: failures that happened while we were not
+   * watching — stopped, restarting, disconnected — are mailed once, and never twice.
+   */
+  catchUp(units: readonly ListedUnit[]): void {
     for (const unit of units) {
-      if (isWatched(unit.unit, this.#filter)) this.#tracker.remember(unit.unit, unit);
+      if (!isWatched(unit.unit, this.#filter)) continue;
+      const previous = this.#tracker.transition(unit.unit, unit).previous;
+      const failing = unit.activeState === 'failed' || unit.subState === 'auto-restart';
+      const wasFailing = previous?.activeState === 'failed' || previous?.subState === 'auto-restart';
+      if (failing && !wasFailing) {
+        this.#track(
+          this.#handleFailure(
+            unit.activeState === 'failed' ? 'failed' : 'crash-restart',
+            unit,
+            isCritical(unit.unit, this.#filter),
+          ),
+        );
+      } else if (
+        isCritical(unit.unit, this.#filter) &&
+        unit.activeState === 'inactive' &&
+        previous?.activeState !== 'inactive'
+      ) {
+        this.#track(this.#handleFailure('stopped', unit, true));
+      }
     }
+  }
+
+  /** Sends everything the policy holds back, so a stop loses no count; the outbox keeps it for the next start. */
+  async drain(): Promise<void> {
+    this.stop();
+    await this.settle();
+    await this.#dispatch(this.#policy.drain(this.#deps.now()));
   }
 
   handleChange(change: UnitChange): void {
@@ -123,6 +169,7 @@ export class FailureWatcher {
   /** Resolves when every mail owed so far has been handed to the transport (held-back ones excepted). */
   async settle(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    await this.#persisting;
   }
 
   stop(): void {
@@ -206,6 +253,7 @@ export class FailureWatcher {
     const key = failureKey(kind, facts);
     if (this.#reported.has(key)) return;
     this.#remember(key);
+    void this.#persistReported();
     const messages: Record<FailureKind, string> = {
       failed: 'unit failed',
       'crash-restart': 'unit crashed and is being restarted',
@@ -338,20 +386,36 @@ export class FailureWatcher {
   }
 
   async #deliver(mail: ComposedMail, units: readonly string[]): Promise<void> {
-    const { config, logger } = this.#deps;
-    const fields = {
-      unit: units.length === 1 ? units[0] : undefined,
-      units: units.length > 1 ? units.length : undefined,
-      event: mail.headers['X-Unitwatch-Event'],
-      to: config.to,
-      messageId: mail.messageId,
+    const meta = {
+      unit: units.length === 1 ? (units[0] ?? '') : `${units.length} units`,
+      event: mail.headers['X-Unitwatch-Event'] ?? '',
     };
     try {
-      const receipt = await this.#deps.mail.send(mail);
-      logger.info({ ...fields, response: receipt.response }, `notification sent: ${mail.subject}`);
+      await this.#deps.deliver(mail, meta);
+      this.#deps.logger.debug({ ...meta, messageId: mail.messageId }, `notification queued: ${mail.subject}`);
     } catch (error) {
-      logger.error({ ...fields, err: error }, `notification NOT sent: ${mail.subject}`);
+      this.#deps.logger.error({ ...meta, err: error }, `notification NOT queued: ${mail.subject}`);
     }
+  }
+
+  /** One write at a time, always of the latest set: a storm of reports costs a handful of writes. */
+  #persistQueued = false;
+  #persisting: Promise<void> = Promise.resolve();
+  async #persistReported(): Promise<void> {
+    if (this.#persistQueued) return;
+    this.#persistQueued = true;
+    this.#persisting = this.#persisting.then(async () => {
+      this.#persistQueued = false;
+      try {
+        await this.#deps.reported.save([...this.#reported]);
+      } catch (error) {
+        this.#deps.logger.error(
+          { err: error },
+          'could not save the reported failures; a restart may mail them again',
+        );
+      }
+    });
+    await this.#persisting;
   }
 
   #remember(key: string): void {

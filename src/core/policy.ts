@@ -198,6 +198,26 @@ export class NotificationPolicy {
     return out;
   }
 
+  /**
+   * Everything held back, sent now regardless of windows and cap: on shutdown the counts would
+   * otherwise die with the process. The outbox keeps them until the next start delivers them.
+   */
+  drain(nowMs: number): Outgoing[] {
+    const out: Outgoing[] = [];
+    for (const [unit, incident] of this.#incidents) {
+      const held = incident.held;
+      if (held === undefined) continue;
+      incident.held = undefined;
+      incident.lastMailMs = nowMs;
+      out.push({ type: 'unit', report: { unit, ...held }, thread: this.#nextThread(incident), notes: [] });
+    }
+    if (this.#digest.size > 0) {
+      this.#mailTimes.length = 0;
+      out.push(...this.#flushDigest(nowMs));
+    }
+    return out;
+  }
+
   /** When `due` next has something to do; undefined means nothing is waiting and no timer is needed. */
   nextDueMs(): number | undefined {
     let next: number | undefined;
