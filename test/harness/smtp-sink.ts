@@ -16,6 +16,10 @@ export interface ReceivedMail {
  */
 export class SmtpSink {
   readonly mails: ReceivedMail[] = [];
+  /** When set, every message is answered with this SMTP code instead of accepted (fault injection). */
+  refuseWith: number | undefined;
+  /** Messages answered with `refuseWith`. */
+  refused = 0;
   #server: SMTPServer | undefined;
   #port = 0;
 
@@ -27,7 +31,8 @@ export class SmtpSink {
     return `smtp://127.0.0.1:${this.#port}`;
   }
 
-  async start(options: Partial<SMTPServerOptions> = {}): Promise<void> {
+  /** Listens on `port` (0 picks one); starting again after stop() on the old port models an outage. */
+  async start(options: Partial<SMTPServerOptions> = {}, port = 0): Promise<void> {
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
@@ -37,6 +42,11 @@ export class SmtpSink {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
+          if (this.refuseWith !== undefined) {
+            this.refused++;
+            callback(Object.assign(new Error('refused by the test'), { responseCode: this.refuseWith }));
+            return;
+          }
           const raw = Buffer.concat(chunks).toString('utf8');
           const envelopeTo = session.envelope.rcptTo.map((rcpt) => rcpt.address);
           simpleParser(raw).then(
@@ -54,7 +64,7 @@ export class SmtpSink {
       // client resets during fault tests are expected
     });
     this.#server = server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     this.#port = (server.server.address() as AddressInfo).port;
   }
 

@@ -169,6 +169,22 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
     expect(bodyOf(mail)).toContain('exited with status 2');
   });
 
+  it('runs as the hardened unit of nix/service.json, with an exposure at or below 1.5', async () => {
+    expect(await instance.property('unitwatch.service', 'ActiveState')).toBe('active');
+    expect(await instance.property('unitwatch.service', 'User')).toBe('unitwatch');
+    expect(await instance.property('unitwatch.service', 'DynamicUser')).toBe('yes');
+    const analysis = await instance.exec(['systemd-analyze', 'security', '--no-pager', 'unitwatch.service']);
+    const exposure = Number(
+      /Overall exposure level for unitwatch\.service: (\d+\.\d)/.exec(analysis.stdout)?.[1],
+    );
+    process.stdout.write(`systemd-analyze security: exposure ${exposure}\n`);
+    expect(exposure).toBeGreaterThan(0);
+    expect(exposure).toBeLessThanOrEqual(1.5);
+    // Under that hardening it still wrote its state: the reported failures survive restarts.
+    const state = await instance.run(['ls', '/var/lib/private/unitwatch']);
+    expect(state).toContain('reported.json');
+  });
+
   it('logs one line per notification to the journal, and only problems at warning and above', async () => {
     const info = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
     const sent = info

@@ -1,0 +1,147 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
+import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
+import { installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
+
+const skip = integrationSkipReason();
+
+function unitOf(mail: ReceivedMail): string | undefined {
+  const unit = mail.parsed.headers.get('x-unitwatch-unit');
+  return typeof unit === 'string' ? unit : undefined;
+}
+
+/** How often each unit with `prefix` was mailed about as a failure. */
+function failureMailCounts(mails: readonly ReceivedMail[], prefix: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const mail of mails) {
+    const unit = unitOf(mail);
+    if (unit?.startsWith(prefix) && mail.parsed.headers.get('x-unitwatch-event') !== 'recovery') {
+      counts.set(unit, (counts.get(unit) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+describe.skipIf(skip !== undefined)('delivery guarantees in a real systemd', () => {
+  let instance: SystemdInstance;
+  const smtp = new SmtpSink();
+
+  async function failUnits(prefix: string, count: number, gapSeconds = 0): Promise<void> {
+    await instance.run([
+      'sh',
+      '-c',
+      `i=1; while [ $i -le ${count} ]; do systemd-run --no-block --quiet --unit=${prefix}$i.service /bin/false; sleep ${gapSeconds}; i=$((i+1)); done`,
+    ]);
+  }
+
+  async function expectEachMailedOnce(prefix: string, count: number, timeoutMs: number): Promise<void> {
+    await smtp.waitFor(
+      (mails) => failureMailCounts(mails, prefix).size === count,
+      timeoutMs,
+      `${count} ${prefix}* mails`,
+    );
+    await sleep(1500);
+    const counts = failureMailCounts(smtp.mails, prefix);
+    const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0);
+    process.stdout.write(`${prefix}: expected ${count}, mailed ${counts.size}, duplicates ${duplicates}\n`);
+    expect(counts.size).toBe(count);
+    expect(duplicates).toBe(0);
+  }
+
+  beforeAll(async () => {
+    await smtp.start();
+    instance = await SystemdInstance.boot();
+    await installUnitwatch(
+      instance,
+      {
+        UNITWATCH_TO: 'ops@example.org',
+        UNITWATCH_SMTP_URL: smtp.url,
+        UNITWATCH_HOSTNAME: 'reliablehost',
+        // One mail per failure, so every failure is counted on its own.
+        UNITWATCH_STORM_THRESHOLD: '1000',
+        UNITWATCH_MAX_MAILS_PER_HOUR: '10000',
+      },
+      // Every test here runs under the watchdog: a stuck daemon would be killed and counted below.
+      { WatchdogSec: '4s' },
+    );
+    await startUnitwatch(instance);
+  });
+
+  afterAll(async () => {
+    await instance?.poweroff();
+    await smtp.stop();
+  });
+
+  it('delivers every failure once after the SMTP server refused them with 451 for a while', async () => {
+    smtp.refuseWith = 451;
+    await failUnits('refused-', 3);
+    await smtp.waitFor(() => smtp.refused >= 3, 20_000, 'three refusals');
+    smtp.refuseWith = undefined;
+    await expectEachMailedOnce('refused-', 3, 90_000);
+  });
+
+  it('delivers every failure once after the SMTP server was down', async () => {
+    const port = smtp.port;
+    await smtp.stop();
+    await failUnits('smtpdown-', 3);
+    await sleep(3000);
+    await smtp.start({}, port);
+    await expectEachMailedOnce('smtpdown-', 3, 90_000);
+  });
+
+  it('mails nothing again when restarted with failed units already reported', async () => {
+    const before = smtp.mails.length;
+    await instance.systemctl('restart', 'unitwatch.service');
+    await sleep(3000);
+    expect(smtp.mails.slice(before).map((mail) => mail.parsed.subject)).toEqual([]);
+  });
+
+  it('reports once, on start, a unit that failed while unitwatch was stopped', async () => {
+    await instance.systemctl('stop', 'unitwatch.service');
+    await failUnits('whilestopped-', 1);
+    await sleep(500);
+    await startUnitwatch(instance);
+    await expectEachMailedOnce('whilestopped-', 1, 20_000);
+  });
+
+  it('reports every failure of a stream through a D-Bus restart and a systemd re-exec', async () => {
+    const stream = failUnits('stream-', 20, 0.3);
+    await sleep(1500);
+    await instance.systemctl('restart', 'dbus.service');
+    await sleep(2000);
+    await instance.systemctl('daemon-reexec');
+    await stream;
+    await expectEachMailedOnce('stream-', 20, 60_000);
+    expect(await instance.property('unitwatch.service', 'ActiveState')).toBe('active');
+    // The bus really went away under the daemon, and it came back without exiting.
+    const journal = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+    expect(journal).toContain('lost the system bus; reconnecting');
+    expect(journal).toContain('reconnected to the system bus');
+  });
+
+  it('after kill -9 with 50 mails queued, the restarted daemon delivers all 50, none twice', async () => {
+    smtp.refuseWith = 451;
+    await failUnits('queued-', 50);
+    await smtp.waitFor(() => smtp.refused >= 1, 20_000, 'the first refusal');
+    // Wait for the daemon to say, in its STATUS=, that all 50 are queued on disk.
+    const deadline = Date.now() + 30_000;
+    while (!/outbox (5\d|[6-9]\d)\b/.test(await instance.property('unitwatch.service', 'StatusText'))) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `outbox never reached 50: ${await instance.property('unitwatch.service', 'StatusText')}`,
+        );
+      await sleep(250);
+    }
+    await instance.systemctl('kill', '--signal=SIGKILL', 'unitwatch.service');
+    smtp.refuseWith = undefined;
+    await expectEachMailedOnce('queued-', 50, 120_000);
+  });
+
+  it('ran the whole file under WatchdogSec= without a watchdog kill', async () => {
+    const journal = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+    expect(await instance.property('unitwatch.service', 'WatchdogUSec')).toBe('4s');
+    expect(journal).not.toContain('Watchdog timeout');
+    expect(await instance.property('unitwatch.service', 'ActiveState')).toBe('active');
+  });
+});
