@@ -134,6 +134,16 @@ export class NotificationPolicy {
       };
       this.#incidents.set(unit, incident);
     }
+    if (
+      incident.held === undefined &&
+      !incident.inDigest &&
+      incident.lastMailMs !== undefined &&
+      now >= incident.lastFailureMs + this.#longestInterval()
+    ) {
+      // Quiet for the longest interval: the backoff starts afresh, the thread and recovery stay.
+      incident.lastMailMs = undefined;
+      incident.level = 0;
+    }
     incident.failures++;
     incident.lastFailureMs = now;
     incident.upSinceMs = undefined;
@@ -153,7 +163,8 @@ export class NotificationPolicy {
       return [];
     }
     const isFirstOfIncident = incident.lastMailMs === undefined;
-    if (isFirstOfIncident && this.#stormInProgress(now)) {
+    // A critical unit is never kept waiting for a digest.
+    if (isFirstOfIncident && !event.critical && this.#stormInProgress(now)) {
       this.#addToDigest(unit, { count: 1, latest: event, firstAtMs: now });
       return [];
     }
@@ -188,11 +199,7 @@ export class NotificationPolicy {
         if (incident.reported && (this.#settings.recoveryMails || incident.critical)) {
           out.push(this.#recoveryMail(unit, incident, nowMs));
         }
-        continue;
       }
-      // A unit that failed once and never again, without coming up, keeps its incident (recovery is
-      // still owed). One that stayed quiet for the longest interval starts its backoff afresh.
-      if (nowMs >= incident.lastFailureMs + this.#longestInterval()) incident.level = 0;
     }
     if (this.#digestDueMs !== undefined && nowMs >= this.#digestDueMs) out.push(...this.#flushDigest(nowMs));
     return out;
@@ -296,8 +303,8 @@ export class NotificationPolicy {
       return [];
     }
     const thread = this.#nextThread(incident);
+    incident.level = incident.lastMailMs === undefined ? 0 : incident.level + 1;
     incident.lastMailMs = now;
-    incident.level = incident.reported ? incident.level + 1 : 0;
     incident.reported = true;
     return [{ type: 'unit', report, thread, notes: slot.notes }];
   }
@@ -319,7 +326,7 @@ export class NotificationPolicy {
       const incident = this.#incidents.get(unit);
       if (incident === undefined) continue;
       incident.inDigest = false;
-      incident.level = incident.reported ? incident.level + 1 : 0;
+      incident.level = incident.lastMailMs === undefined ? 0 : incident.level + 1;
       incident.reported = true;
       incident.lastMailMs = now;
       incident.rootId ??= messageId;

@@ -240,6 +240,24 @@ describe('NotificationPolicy: per-unit backoff', () => {
     expect(sim.sent).toHaveLength(before + 1);
   });
 
+  it('starts the backoff afresh after a quiet period: the next repeat waits the first interval, not the last', () => {
+    // Regression: the level was reset only by a due() call, which an idle daemon never makes.
+    const sim = new Simulation();
+    sim.fail('nginx.service', 0);
+    sim.fail('nginx.service', MINUTE);
+    sim.settle();
+    sim.fail('nginx.service', 130 * MINUTE);
+    expect(sim.fail('nginx.service', 131 * MINUTE)).toEqual([]);
+    expect(sim.policy.nextDueMs()).toBe(130 * MINUTE + 5 * MINUTE);
+  });
+
+  it('sends a critical unit at once even while a storm is being gathered into a digest', () => {
+    const sim = new Simulation();
+    for (let i = 0; i < 10; i++) sim.fail(`storm-${i}.service`, i);
+    const mail = only(sim.fail('vital.service', 20, { critical: true }));
+    expect(mail.type === 'unit' && mail.report.unit).toBe('vital.service');
+  });
+
   it('keeps the units apart: a crash loop of one does not delay the first mail of another', () => {
     const sim = new Simulation();
     sim.fail('a.service', 0);
