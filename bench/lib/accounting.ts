@@ -1,0 +1,64 @@
+import type { ReceivedMail } from '../../test/harness/smtp-sink.js';
+
+/** Every failing unit of the bench is an instance of this template, with a name unique to the bench run. */
+export const FAIL_TEMPLATE = 'bench-fail@';
+const NAMED_UNIT = /bench-fail@([A-Za-z0-9_:.-]+?)\.service/g;
+
+export interface AccountedMail {
+  readonly receivedAtMs: number;
+  readonly units: readonly string[];
+}
+
+/**
+ * Accounts failures by the unit names found anywhere in a received mail (subject, headers, body),
+ * so a digest listing many units counts for each of them, whatever the daemon's mail looks like.
+ * Recovery notices are not accounts of a failure and are skipped.
+ */
+export class MailAccountant {
+  readonly #mails: readonly ReceivedMail[];
+  #indexed = 0;
+  readonly #firstSeenMs = new Map<string, number>();
+  readonly accounted: AccountedMail[] = [];
+  skippedRecoveries = 0;
+
+  constructor(mails: readonly ReceivedMail[]) {
+    this.#mails = mails;
+  }
+
+  /** Indexes mails that arrived since the last call. */
+  update(): void {
+    while (this.#indexed < this.#mails.length) {
+      const mail = this.#mails[this.#indexed++];
+      if (mail === undefined) continue;
+      const event = String(mail.parsed.headers.get('x-unitwatch-event') ?? '');
+      if (/recover/i.test(event)) {
+        this.skippedRecoveries++;
+        continue;
+      }
+      const header = String(mail.parsed.headers.get('x-unitwatch-unit') ?? '');
+      const haystack = `${mail.parsed.subject ?? ''}\n${header}\n${mail.parsed.text ?? ''}`;
+      const units = new Set<string>();
+      for (const match of haystack.matchAll(NAMED_UNIT)) units.add(`${FAIL_TEMPLATE}${match[1]}.service`);
+      this.accounted.push({ receivedAtMs: mail.receivedAtMs, units: [...units] });
+      for (const unit of units) {
+        if (!this.#firstSeenMs.has(unit)) this.#firstSeenMs.set(unit, mail.receivedAtMs);
+      }
+    }
+  }
+
+  firstSeenMs(unit: string): number | undefined {
+    this.update();
+    return this.#firstSeenMs.get(unit);
+  }
+
+  missing(units: readonly string[]): string[] {
+    this.update();
+    return units.filter((unit) => !this.#firstSeenMs.has(unit));
+  }
+
+  /** Mails naming at least one of `units`. */
+  mailsAbout(units: ReadonlySet<string>): AccountedMail[] {
+    this.update();
+    return this.accounted.filter((mail) => mail.units.some((unit) => units.has(unit)));
+  }
+}

@@ -1,0 +1,95 @@
+import type { Summary } from './stats.js';
+
+export type SetupName = 'unitwatch' | 'template';
+
+export interface LatencyResult {
+  /** Failure (InactiveEnterTimestamp) to the SMTP sink holding the parsed mail, ms. */
+  readonly samplesMs: readonly number[];
+  readonly summary: Summary;
+  /** The same, counted from ExecMainExitTimestamp. */
+  readonly fromExecMainExit: Summary;
+  readonly lost: readonly string[];
+}
+
+export interface StormRun {
+  readonly size: number;
+  readonly repeat: number;
+  readonly failedUnits: number;
+  /** Last failure minus first failure, by InactiveEnterTimestamp. */
+  readonly failureSpreadMs: number;
+  /** First failure to the last unit named in a received mail; undefined when some never were. */
+  readonly timeToAccountAllMs: number | undefined;
+  readonly waitedMs: number;
+  readonly mails: number;
+  readonly lost: number;
+  readonly lostExamples: readonly string[];
+  /** The notifier slice's CPU over the storm plus a 2 s tail (cgroup v2 cpu.stat). */
+  readonly cpuUs: number;
+  readonly cpuV1Us: number | undefined;
+  readonly cpuPerNotifiedFailureUs: number | undefined;
+  readonly systemCpuUs: Readonly<Record<string, number>>;
+  readonly memoryPeakBytes: number | undefined;
+  readonly rssSumPeakKb: number;
+  /** unitwatch only: its node process (self) and the commands it spawned and reaped (children), /proc ticks. */
+  readonly daemonCpuMs: { readonly self: number; readonly children: number } | undefined;
+}
+
+export interface IdleResult {
+  readonly seconds: number;
+  readonly loadedUnits: number;
+  /** CPU between READY=1 + the ready-time restarts and the idle window (15 s). */
+  readonly startupTailCpuMs: number;
+  readonly cpuMsPerMinute: number;
+  readonly cpuMsPerMinuteProc: number;
+  readonly voluntaryWakeupsPerSecond: number;
+  readonly involuntarySwitchesPerSecond: number;
+  readonly threads: number;
+  readonly rssIdleKb: number;
+}
+
+export interface FloodResult {
+  readonly seconds: number;
+  readonly flipCycles: number;
+  readonly signalsEmitted: number;
+  readonly signalsPerSecond: number;
+  readonly unitwatchCpuUs: number;
+  readonly unitwatchCpuShareOfOneCore: number;
+  readonly cpuUsPerSignal: number | undefined;
+  readonly digestCapacityPerCoreSecond: number | undefined;
+  readonly maxSocketRecvQueueBytes: number;
+  readonly injectedFailures: number;
+  readonly injectedLost: number;
+  readonly injectedLatency: Summary;
+  readonly busLost: boolean;
+  readonly systemCpuUs: Readonly<Record<string, number>>;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  quick: boolean;
+  plan: unknown;
+  machine: {
+    nproc: number;
+    cpuModel: string;
+    kernel: string;
+    systemd: string;
+    node: string;
+    msmtp: string;
+    memTotalKb: number;
+  };
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+  durationS: number;
+  cpuSource: string;
+  unitwatchSettings: {
+    oneAtATime: Record<string, string>;
+    storms: Record<string, string>;
+    settleZero: Record<string, string>;
+  };
+  latency: Record<string, LatencyResult>;
+  storms: { unitwatch: StormRun[]; template: StormRun[] };
+  unitwatchMemory: { size: number; repeat: number; rssAfterKb: number; peakRssKb: number }[];
+  unitwatchReadyMs: Summary;
+  idle: IdleResult | undefined;
+  flood: FloodResult | undefined;
+}
