@@ -124,13 +124,9 @@ export class Daemon {
     await watcher.start();
 
     await this.#connect();
-    if (ownUnit !== undefined) {
-      const bus = this.#requireBus();
-      const facts = await bus.readFacts(ownUnit, await bus.unitPath(ownUnit));
-      void watcher.reportOwnRestart(facts).catch((error: unknown) => {
-        logger.error({ unit: ownUnit, err: error }, 'could not report our own restart');
-      });
-    }
+    // Subscribed and compared with ListUnits: that is caught up. What the comparison found is mailed
+    // in the background, so readiness does not wait for diagnoses or D-Bus reads of many units.
+    if (ownUnit !== undefined) void this.#reportOwnRestart(ownUnit);
     await this.#notifier.ready(this.#statusLine());
     this.#startWatchdog();
     logger.info(
@@ -150,6 +146,16 @@ export class Daemon {
     await this.#outbox?.stop();
     this.#mail?.stop();
     this.#logger.info('unitwatch stopped');
+  }
+
+  async #reportOwnRestart(ownUnit: string): Promise<void> {
+    try {
+      const bus = this.#requireBus();
+      const facts = await bus.readFacts(ownUnit, await bus.unitPath(ownUnit));
+      await this.#watcher?.reportOwnRestart(facts);
+    } catch (error) {
+      this.#logger.error({ unit: ownUnit, err: error }, 'could not report our own restart');
+    }
   }
 
   #requireBus(): SystemdBus {

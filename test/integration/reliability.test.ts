@@ -49,6 +49,17 @@ describe.skipIf(skip !== undefined)('delivery guarantees in a real systemd', () 
     expect(duplicates).toBe(0);
   }
 
+  async function waitUntilRunningAgain(previousPid: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const pid = await instance.property('unitwatch.service', 'MainPID');
+      const state = await instance.property('unitwatch.service', 'ActiveState');
+      if (state === 'active' && pid !== previousPid && pid !== '0') return;
+      if (Date.now() > deadline) throw new Error(`unitwatch not active again: ${state}, MainPID ${pid}`);
+      await sleep(200);
+    }
+  }
+
   beforeAll(async () => {
     await smtp.start();
     instance = await SystemdInstance.boot();
@@ -133,7 +144,11 @@ describe.skipIf(skip !== undefined)('delivery guarantees in a real systemd', () 
         );
       await sleep(250);
     }
+    const killedPid = await instance.property('unitwatch.service', 'MainPID');
     await instance.systemctl('kill', '--signal=SIGKILL', 'unitwatch.service');
+    // Keep refusing until the new process runs: a DATA the killed one had finished sending must be
+    // refused too, or it would be a legitimate at-least-once duplicate and the count would not be exact.
+    await waitUntilRunningAgain(killedPid);
     smtp.refuseWith = undefined;
     await expectEachMailedOnce('queued-', 50, 120_000);
   });
