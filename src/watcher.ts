@@ -377,8 +377,11 @@ export class FailureWatcher {
   async #diagnose(facts: UnitFacts, settle = true): Promise<Diagnosis> {
     await this.#acquireDiagnosisSlot();
     try {
-      // Give journald a moment to store the last lines the unit wrote before it died.
-      if (settle) await this.#deps.sleep(this.#deps.config.journalSettleMs);
+      const first = await this.#deps.gather(facts.unit, facts.invocationId);
+      // systemd logs "Failed with result" after the unit's own last lines; until the journal shows it,
+      // journald may not have stored what the unit wrote before it died: wait once, then ask again.
+      if (!settle || first.status.text.includes('Failed with result')) return first;
+      await this.#deps.sleep(this.#deps.config.journalSettleMs);
       return await this.#deps.gather(facts.unit, facts.invocationId);
     } finally {
       this.#releaseDiagnosisSlot();

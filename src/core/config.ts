@@ -331,8 +331,9 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_JOURNAL_SETTLE',
       description:
-        'Pause between a failure and reading its logs, so that journald has stored the last lines the ' +
-        'unit wrote before it died.',
+        "When the first `systemctl status` of a failed unit does not yet show systemd's own " +
+        '"Failed with result" line, journald may not have stored the last lines the unit wrote: wait this ' +
+        'long and gather again.',
       defaultText: '250ms',
       example: '1s',
       schema: duration(0, 10_000),
