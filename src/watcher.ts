@@ -21,6 +21,7 @@ import {
   composeRecoveryMail,
   type Diagnosis,
   type DigestEntry,
+  statusHeadFromFacts,
 } from './core/message.js';
 import { mayNotifyAboutSelf, type SelfNotificationState } from './core/own-unit.js';
 import { NotificationPolicy, type Outgoing } from './core/policy.js';
@@ -343,22 +344,12 @@ export class FailureWatcher {
       });
       units = [report.unit];
     } else if (item.type === 'digest') {
-      const entries: DigestEntry[] = await Promise.all(
-        item.reports.map(async (report) => {
-          // A digest shows only the head of each status, which the journal's last lines rarely reach.
-          const diagnosis = await this.#diagnose({ ...report.latest.facts, invocationId: '' }, false);
-          return {
-            failure: {
-              kind: report.latest.kind,
-              facts: report.latest.facts,
-              observedAtMs: report.latest.atMs,
-            },
-            count: report.count,
-            critical: report.latest.critical,
-            statusHead: diagnosis.status.problem === undefined ? diagnosis.status.text : undefined,
-          };
-        }),
-      );
+      const entries: DigestEntry[] = item.reports.map((report) => ({
+        failure: { kind: report.latest.kind, facts: report.latest.facts, observedAtMs: report.latest.atMs },
+        count: report.count,
+        critical: report.latest.critical,
+        statusHead: statusHeadFromFacts(report.latest.facts, report.latest.atMs),
+      }));
       mail = composeDigestMail(entries, { ...base, notes: item.notes });
       units = item.reports.map((report) => report.unit);
     } else {
@@ -374,13 +365,13 @@ export class FailureWatcher {
     }
   }
 
-  async #diagnose(facts: UnitFacts, settle = true): Promise<Diagnosis> {
+  async #diagnose(facts: UnitFacts): Promise<Diagnosis> {
     await this.#acquireDiagnosisSlot();
     try {
       const first = await this.#deps.gather(facts.unit, facts.invocationId);
       // systemd logs "Failed with result" after the unit's own last lines; until the journal shows it,
       // journald may not have stored what the unit wrote before it died: wait once, then ask again.
-      if (!settle || first.status.text.includes('Failed with result')) return first;
+      if (first.status.text.includes('Failed with result')) return first;
       await this.#deps.sleep(this.#deps.config.journalSettleMs);
       return await this.#deps.gather(facts.unit, facts.invocationId);
     } finally {

@@ -203,6 +203,24 @@ export interface DigestEntry {
   readonly statusHead: string | undefined;
 }
 
+/**
+ * The head of `systemctl status` rebuilt from the properties already read over D-Bus: in a storm,
+ * forking `systemctl` once per unit would cost more than everything else together.
+ */
+export function statusHeadFromFacts(facts: UnitFacts, observedAtMs: number): string {
+  const sinceMs =
+    facts.inactiveEnterTimestampUs > 0 ? Math.floor(facts.inactiveEnterTimestampUs / 1000) : observedAtMs;
+  const result = facts.result === '' ? '' : ` (Result: ${facts.result})`;
+  const lines = [
+    `${facts.activeState === 'failed' ? '×' : '●'} ${facts.unit}${facts.description === '' ? '' : ` - ${facts.description}`}`,
+    `     Active: ${facts.activeState}${facts.subState === facts.activeState ? '' : ` (${facts.subState})`}${result} since ${formatTimestamp(sinceMs)}`,
+  ];
+  const exit = describeExit(facts);
+  if (exit !== undefined) lines.push(`       Exit: ${exit}`);
+  if (facts.fragmentPath !== '') lines.push(`  Unit file: ${facts.fragmentPath}`);
+  return lines.join('\n');
+}
+
 /** Lines of status output shown per unit in a digest: enough to tell a crash from a timeout. */
 export const DIGEST_STATUS_LINES = 6;
 

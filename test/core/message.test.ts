@@ -3,11 +3,14 @@ import type { Failure, UnitFacts } from '../../src/core/failure.js';
 import {
   type CommandOutput,
   type CompositionContext,
+  composeDigestMail,
   composeFailureMail,
+  composeRecoveryMail,
   type Diagnosis,
   describeExit,
   formatTimestamp,
   journalAddsLines,
+  statusHeadFromFacts,
 } from '../../src/core/message.js';
 
 const INVOCATION = '0123456789abcdef0123456789abcdef';
@@ -416,5 +419,62 @@ describe('journalAddsLines', () => {
 
   it('ignores journalctl’s own "-- " markers and blank lines', () => {
     expect(journalAddsLines('a\n', '-- No entries --\n\n   \na\n')).toBe(false);
+  });
+});
+
+describe('statusHeadFromFacts', () => {
+  it('reads like the head of systemctl status, from the properties already read', () => {
+    expect(statusHeadFromFacts(facts, 0)).toBe(
+      [
+        '× nginx.service - Web server',
+        '     Active: failed (Result: exit-code) since 2026-11-22 04:32:22 UTC',
+        '       Exit: exited with status 3',
+        '  Unit file: /etc/systemd/system/nginx.service',
+      ].join('\n'),
+    );
+  });
+
+  it('shows the sub-state when it differs, as for a unit waiting to restart', () => {
+    const head = statusHeadFromFacts({ ...facts, activeState: 'activating', subState: 'auto-restart' }, 0);
+    expect(head).toContain('● nginx.service - Web server');
+    expect(head).toContain('Active: activating (auto-restart) (Result: exit-code)');
+  });
+});
+
+describe('composeDigestMail', () => {
+  const entries = ['a.service', 'b.service'].map((unit, index) => ({
+    failure: failure({ unit }),
+    count: index + 1,
+    critical: unit === 'b.service',
+    statusHead: statusHeadFromFacts({ ...facts, unit }, 0),
+  }));
+
+  it('names every unit with its result and head of status, and counts all failures', () => {
+    const mail = composeDigestMail(entries, context);
+    expect(mail.subject).toBe('[unitwatch] 2 units failed on web1');
+    expect(mail.text).toContain('● a.service: exit-code, exited with status 3\n    × a.service - Web server');
+    expect(mail.text).toContain('● b.service: exit-code, exited with status 3, 2 failures, CRITICAL');
+    expect(mail.headers['X-Unitwatch-Failures']).toBe('3');
+    expect(mail.headers.Importance).toBe('high');
+  });
+});
+
+describe('composeRecoveryMail', () => {
+  it('is a short reply in the incident thread', () => {
+    const mail = composeRecoveryMail(
+      {
+        unit: 'nginx.service',
+        failures: 4,
+        sinceMs: 1_795_321_942_500,
+        atMs: 1_795_322_000_000,
+        critical: false,
+      },
+      { ...context, inReplyTo: '<first@web1>', references: ['<first@web1>'] },
+    );
+    expect(mail.subject).toBe('[unitwatch] nginx.service recovered on web1');
+    expect(mail.headers['In-Reply-To']).toBe('<first@web1>');
+    expect(mail.headers.References).toBe('<first@web1>');
+    expect(mail.headers['X-Unitwatch-Event']).toBe('recovery');
+    expect(mail.text).toContain('Failures:   4');
   });
 });
