@@ -1,5 +1,6 @@
 import { loadServiceDefinition, renderUnitFile } from '../../src/tools/service-unit.js';
-import { repoRoot, type SystemdInstance } from './systemd-instance.js';
+import type { SmtpSink } from './smtp-sink.js';
+import { repoRoot, SystemdInstance } from './systemd-instance.js';
 
 export const ENV_FILE = '/etc/unitwatch/unitwatch.env';
 
@@ -42,4 +43,34 @@ export async function startUnitwatch(instance: SystemdInstance): Promise<void> {
     const log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat', '-n', '50');
     throw new Error(`unitwatch did not start (${result.code}): ${result.stderr}\n${log}`);
   }
+}
+
+export interface ScenarioOptions {
+  /** UNITWATCH_* settings beyond the recipient and the sink's URL, which are always set. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly extraService?: Readonly<Record<string, string | string[]>>;
+  /** Runs after installation and before unitwatch starts (units that must exist first). */
+  readonly prepare?: (instance: SystemdInstance) => Promise<void>;
+}
+
+/** The setup every integration file shares: sink listening, systemd booted, unitwatch installed and started. */
+export async function bootWithUnitwatch(
+  smtp: SmtpSink,
+  options: ScenarioOptions = {},
+): Promise<SystemdInstance> {
+  await smtp.start();
+  const instance = await SystemdInstance.boot();
+  await installUnitwatch(
+    instance,
+    { UNITWATCH_TO: 'ops@example.org', UNITWATCH_SMTP_URL: smtp.url, ...options.env },
+    options.extraService,
+  );
+  await options.prepare?.(instance);
+  await startUnitwatch(instance);
+  return instance;
+}
+
+export async function shutDown(instance: SystemdInstance | undefined, smtp: SmtpSink): Promise<void> {
+  await instance?.poweroff();
+  await smtp.stop();
 }

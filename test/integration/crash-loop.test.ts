@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
-import { installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 const LOOP_MS = 60_000;
@@ -11,21 +11,12 @@ describe.skipIf(skip !== undefined)('a crash loop in a real systemd', () => {
   const smtp = new SmtpSink();
 
   beforeAll(async () => {
-    await smtp.start();
-    instance = await SystemdInstance.boot();
-    await installUnitwatch(instance, {
-      UNITWATCH_TO: 'ops@example.org',
-      UNITWATCH_SMTP_URL: smtp.url,
-      UNITWATCH_HOSTNAME: 'loophost',
-      UNITWATCH_REPEAT_INTERVALS: '5s,10s,20s',
+    instance = await bootWithUnitwatch(smtp, {
+      env: { UNITWATCH_HOSTNAME: 'loophost', UNITWATCH_REPEAT_INTERVALS: '5s,10s,20s' },
     });
-    await startUnitwatch(instance);
   });
 
-  afterAll(async () => {
-    await instance?.poweroff();
-    await smtp.stop();
-  });
+  afterAll(() => shutDown(instance, smtp));
 
   it('crash-looping for a minute yields a bounded number of mails that account for every failure', {
     timeout: 180_000,

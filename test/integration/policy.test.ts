@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, repoRoot, SystemdInstance } from '../harness/systemd-instance.js';
-import { ENV_FILE, installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, repoRoot, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, ENV_FILE, shutDown } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 const STORM_SIZE = 200;
@@ -32,6 +32,7 @@ describe.skipIf(skip !== undefined)('notification policy in a real systemd', () 
   async function check(): Promise<{ code: number | null; line: string }> {
     const result = await instance.exec([
       process.execPath,
+      '--',
       `${repoRoot}dist/cli.js`,
       'check',
       '--env-file',
@@ -41,27 +42,22 @@ describe.skipIf(skip !== undefined)('notification policy in a real systemd', () 
   }
 
   beforeAll(async () => {
-    await smtp.start();
-    instance = await SystemdInstance.boot();
-    await installUnitwatch(instance, {
-      UNITWATCH_TO: 'ops@example.org',
-      UNITWATCH_SMTP_URL: smtp.url,
-      UNITWATCH_HOSTNAME: 'policyhost',
-      UNITWATCH_CRITICAL: 'vital.service',
-      UNITWATCH_EXCLUDE: 'ignored-*.service',
-      UNITWATCH_STORM_THRESHOLD: '3',
-      UNITWATCH_DIGEST_DELAY: '5s',
-      UNITWATCH_RECOVERY_GRACE: '2s',
-      UNITWATCH_MAX_MAILS_PER_HOUR: '100',
+    instance = await bootWithUnitwatch(smtp, {
+      env: {
+        UNITWATCH_HOSTNAME: 'policyhost',
+        UNITWATCH_CRITICAL: 'vital.service',
+        UNITWATCH_EXCLUDE: 'ignored-*.service',
+        UNITWATCH_STORM_THRESHOLD: '3',
+        UNITWATCH_DIGEST_DELAY: '5s',
+        UNITWATCH_RECOVERY_GRACE: '2s',
+        UNITWATCH_MAX_MAILS_PER_HOUR: '100',
+      },
+      prepare: (booted) =>
+        booted.run(['systemd-run', '--unit=vital.service', '/bin/sleep', 'infinity']).then(() => undefined),
     });
-    await instance.run(['systemd-run', '--unit=vital.service', '/bin/sleep', 'infinity']);
-    await startUnitwatch(instance);
   });
 
-  afterAll(async () => {
-    await instance?.poweroff();
-    await smtp.stop();
-  });
+  afterAll(() => shutDown(instance, smtp));
 
   it('unitwatch check says OK while nothing watched has failed', async () => {
     const result = await check();

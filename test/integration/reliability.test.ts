@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
-import { installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, shutDown, startUnitwatch } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 
@@ -61,28 +61,19 @@ describe.skipIf(skip !== undefined)('delivery guarantees in a real systemd', () 
   }
 
   beforeAll(async () => {
-    await smtp.start();
-    instance = await SystemdInstance.boot();
-    await installUnitwatch(
-      instance,
-      {
-        UNITWATCH_TO: 'ops@example.org',
-        UNITWATCH_SMTP_URL: smtp.url,
+    instance = await bootWithUnitwatch(smtp, {
+      env: {
         UNITWATCH_HOSTNAME: 'reliablehost',
         // One mail per failure, so every failure is counted on its own.
         UNITWATCH_STORM_THRESHOLD: '1000',
         UNITWATCH_MAX_MAILS_PER_HOUR: '10000',
       },
       // Every test here runs under the watchdog: a stuck daemon would be killed and counted below.
-      { WatchdogSec: '4s' },
-    );
-    await startUnitwatch(instance);
+      extraService: { WatchdogSec: '4s' },
+    });
   });
 
-  afterAll(async () => {
-    await instance?.poweroff();
-    await smtp.stop();
-  });
+  afterAll(() => shutDown(instance, smtp));
 
   it('delivers every failure once after the SMTP server refused them with 451 for a while', async () => {
     smtp.refuseWith = 451;

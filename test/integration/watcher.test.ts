@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
-import { installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 const MAIL_WAIT_MS = 15_000;
@@ -15,24 +15,18 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
   const smtp = new SmtpSink();
 
   beforeAll(async () => {
-    await smtp.start();
-    instance = await SystemdInstance.boot();
-    await installUnitwatch(instance, {
-      UNITWATCH_TO: 'ops@example.org',
-      UNITWATCH_SMTP_URL: smtp.url,
-      UNITWATCH_HOSTNAME: 'testhost',
-      UNITWATCH_STATUS_LINES: '50',
-      UNITWATCH_LOG_LEVEL: 'debug',
-      // This file checks one mail per failure; storms and backoff are policy.test.ts's subject.
-      UNITWATCH_STORM_THRESHOLD: '100',
+    instance = await bootWithUnitwatch(smtp, {
+      env: {
+        UNITWATCH_HOSTNAME: 'testhost',
+        UNITWATCH_STATUS_LINES: '50',
+        UNITWATCH_LOG_LEVEL: 'debug',
+        // This file checks one mail per failure; storms and backoff are policy.test.ts's subject.
+        UNITWATCH_STORM_THRESHOLD: '100',
+      },
     });
-    await startUnitwatch(instance);
   });
 
-  afterAll(async () => {
-    await instance?.poweroff();
-    await smtp.stop();
-  });
+  afterAll(() => shutDown(instance, smtp));
 
   it('mails a failed unit once, with its status and its own last output lines', async () => {
     await instance.run([
