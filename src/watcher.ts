@@ -69,6 +69,36 @@ const REMEMBERED_FAILURES = 10_000;
 const PARALLEL_DIAGNOSES = 8;
 
 /**
+ * D-Bus reads in flight at once. dbus-daemon refuses a connection more pending replies than its
+ * limit (128 on Debian's system bus); a catch-up over hundreds of failed units would otherwise get
+ * errors instead of facts, and facts without an invocation id cannot be deduplicated.
+ */
+const PARALLEL_FACT_READS = 16;
+
+/** At most `limit` tasks at once; the rest wait in order. */
+class ConcurrencyLimit {
+  readonly #limit: number;
+  #active = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#active < this.#limit) this.#active++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next === undefined) this.#active--;
+      else next();
+    }
+  }
+}
+
+/**
  * What happens when a unit fails, start to end: a state change from D-Bus → is the unit watched,
  * is a notification owed? → read the unit's facts at once → the policy decides what to mail when
  * (now, held back for the unit's backoff, or into a storm digest) → for each mail due, wait for the
@@ -84,8 +114,8 @@ export class FailureWatcher {
   readonly #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #timerDueMs: number | undefined;
-  #activeDiagnoses = 0;
-  readonly #waitingForDiagnosis: (() => void)[] = [];
+  readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
+  readonly #factReads = new ConcurrencyLimit(PARALLEL_FACT_READS);
 
   constructor(deps: WatcherDependencies) {
     this.#deps = deps;
@@ -213,8 +243,13 @@ export class FailureWatcher {
   }
 
   async #readFacts(change: UnitChange): Promise<UnitFacts> {
+    const read = () => this.#factReads.run(() => this.#deps.units.readFacts(change.unit, change.objectPath));
     try {
-      return await this.#deps.units.readFacts(change.unit, change.objectPath);
+      return await read().catch(async () => {
+        // One more try: a busy bus refuses calls for a moment, and facts are what deduplication needs.
+        await this.#deps.sleep(200);
+        return read();
+      });
     } catch (error) {
       // The unit may already be gone (a transient unit collected at once): mail what the signal said.
       this.#deps.logger.warn(
@@ -365,18 +400,15 @@ export class FailureWatcher {
     }
   }
 
-  async #diagnose(facts: UnitFacts): Promise<Diagnosis> {
-    await this.#acquireDiagnosisSlot();
-    try {
+  #diagnose(facts: UnitFacts): Promise<Diagnosis> {
+    return this.#diagnoses.run(async () => {
       const first = await this.#deps.gather(facts.unit, facts.invocationId);
       // systemd logs "Failed with result" after the unit's own last lines; until the journal shows it,
       // journald may not have stored what the unit wrote before it died: wait once, then ask again.
       if (first.status.text.includes('Failed with result')) return first;
       await this.#deps.sleep(this.#deps.config.journalSettleMs);
-      return await this.#deps.gather(facts.unit, facts.invocationId);
-    } finally {
-      this.#releaseDiagnosisSlot();
-    }
+      return this.#deps.gather(facts.unit, facts.invocationId);
+    });
   }
 
   async #deliver(mail: ComposedMail, units: readonly string[]): Promise<void> {
@@ -418,19 +450,5 @@ export class FailureWatcher {
       const oldest = this.#reported.values().next().value;
       if (oldest !== undefined) this.#reported.delete(oldest);
     }
-  }
-
-  async #acquireDiagnosisSlot(): Promise<void> {
-    if (this.#activeDiagnoses < PARALLEL_DIAGNOSES) {
-      this.#activeDiagnoses++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waitingForDiagnosis.push(resolve));
-  }
-
-  #releaseDiagnosisSlot(): void {
-    const next = this.#waitingForDiagnosis.shift();
-    if (next === undefined) this.#activeDiagnoses--;
-    else next();
   }
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { SystemdInstance } from '../../test/harness/systemd-instance.js';
 import { repoRoot } from '../../test/harness/systemd-instance.js';
-import { ENV_FILE, installUnitwatch, startUnitwatch } from '../../test/harness/unitwatch-service.js';
+import { installUnitwatch, startUnitwatch, writeEnvFile } from '../../test/harness/unitwatch-service.js';
 
 /** Both notifiers run in this slice, so its cgroup holds exactly the processes a setup costs. */
 export const NOTIFIER_SLICE = 'bench-notifier.slice';
@@ -63,13 +63,7 @@ export async function restartUnitwatch(
   env: Record<string, string>,
 ): Promise<void> {
   await instance.systemctl('stop', 'unitwatch.service');
-  await instance.writeFile(
-    ENV_FILE,
-    `${Object.entries(env)
-      .map(([key, value]) => `${key}=${value}`)
-      .join('\n')}\n`,
-    '0600',
-  );
+  await writeEnvFile(instance, env);
   // A fresh daemon on a healthy system: without this it would (rightly) catch up on every unit the
   // previous scenarios left failed, since its memory of what it reported is wiped too.
   await instance.exec(['systemctl', 'reset-failed', 'bench-fail@*']);

@@ -20,13 +20,7 @@ export async function installUnitwatch(
     // dbus-daemon needs a resolvable account for the connection; the NixOS module declares one.
     await instance.exec(['useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin', user]);
   }
-  await instance.writeFile(
-    ENV_FILE,
-    `${Object.entries(env)
-      .map(([key, value]) => `${key}=${value}`)
-      .join('\n')}\n`,
-    '0600',
-  );
+  await writeEnvFile(instance, env);
   const unit = renderUnitFile(definition, {
     execStart: `${process.execPath} -- ${repoRoot}dist/cli.js run`,
     environmentFile: ENV_FILE,
@@ -35,6 +29,15 @@ export async function installUnitwatch(
   });
   await instance.writeFile('/etc/systemd/system/unitwatch.service', unit);
   await instance.systemctl('daemon-reload');
+}
+
+/** The environment file the unit reads, replaced whole; secrets in it stay root-only. */
+export async function writeEnvFile(
+  instance: SystemdInstance,
+  env: Readonly<Record<string, string>>,
+): Promise<void> {
+  const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  await instance.writeFile(ENV_FILE, `${lines.join('\n')}\n`, '0600');
 }
 
 export async function startUnitwatch(instance: SystemdInstance): Promise<void> {

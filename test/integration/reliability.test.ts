@@ -45,6 +45,15 @@ describe.skipIf(skip !== undefined)('delivery guarantees in a real systemd', () 
     const counts = failureMailCounts(smtp.mails, prefix);
     const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0);
     process.stdout.write(`${prefix}: expected ${count}, mailed ${counts.size}, duplicates ${duplicates}\n`);
+    for (const [unit, n] of counts) {
+      if (n < 2) continue;
+      // Say which mails repeated, so a failure in CI can be told apart: outbox resend or second report.
+      for (const mail of smtp.mails.filter((m) => unitOf(m) === unit)) {
+        process.stdout.write(
+          `  duplicate ${unit}: ${mail.parsed.messageId} invocation ${String(mail.parsed.headers.get('x-unitwatch-invocation'))} at ${mail.receivedAtMs}\n`,
+        );
+      }
+    }
     expect(counts.size).toBe(count);
     expect(duplicates).toBe(0);
   }
