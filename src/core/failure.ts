@@ -104,11 +104,7 @@ export class UnitStateTracker {
     else this.#states.set(unit, { activeState: view.activeState, subState: view.subState });
   }
 
-  observe(unit: string, view: UnitStateView): FailureKind | undefined {
-    return this.transition(unit, view).kind;
-  }
-
-  /** Like observe, and also returns the state before, which recovery and critical checks need. */
+  /** Records the new state; returns the state before (recovery and critical checks need it) and the failure it makes, if any. */
   transition(
     unit: string,
     view: UnitStateView,

@@ -151,48 +151,48 @@ describe('failureKey', () => {
 describe('UnitStateTracker', () => {
   it('decides on each new state from the unit’s previous one', () => {
     const tracker = new UnitStateTracker();
-    expect(tracker.observe('nginx.service', running)).toBeUndefined();
-    expect(tracker.observe('nginx.service', failed)).toBe('failed');
-    expect(tracker.observe('nginx.service', failed)).toBeUndefined();
+    expect(tracker.transition('nginx.service', running).kind).toBeUndefined();
+    expect(tracker.transition('nginx.service', failed).kind).toBe('failed');
+    expect(tracker.transition('nginx.service', failed).kind).toBeUndefined();
   });
 
   it('keeps units apart', () => {
     const tracker = new UnitStateTracker();
-    tracker.observe('a.service', failed);
-    expect(tracker.observe('b.service', failed)).toBe('failed');
+    tracker.transition('a.service', failed).kind;
+    expect(tracker.transition('b.service', failed).kind).toBe('failed');
   });
 
   it('seeds state without deciding, so units failed before start-up are not reported again', () => {
     const tracker = new UnitStateTracker();
     tracker.remember('old.service', failed);
-    expect(tracker.observe('old.service', failed)).toBeUndefined();
+    expect(tracker.transition('old.service', failed).kind).toBeUndefined();
   });
 
   it('reports a unit again after reset-failed and a new failure', () => {
     const tracker = new UnitStateTracker();
-    tracker.observe('nginx.service', failed);
-    tracker.observe('nginx.service', inactive);
-    expect(tracker.observe('nginx.service', failed)).toBe('failed');
+    tracker.transition('nginx.service', failed).kind;
+    tracker.transition('nginx.service', inactive).kind;
+    expect(tracker.transition('nginx.service', failed).kind).toBe('failed');
   });
 
   it('forgets inactive units, so memory follows the units that are running or failed', () => {
     const tracker = new UnitStateTracker();
-    tracker.observe('a.service', running);
-    tracker.observe('b.service', failed);
+    tracker.transition('a.service', running).kind;
+    tracker.transition('b.service', failed).kind;
     tracker.remember('c.service', activating);
     expect(tracker.size).toBe(3);
-    tracker.observe('a.service', inactive);
+    tracker.transition('a.service', inactive).kind;
     tracker.remember('c.service', inactive);
     expect(tracker.size).toBe(1);
   });
 
   it('lists the units that are failed now', () => {
     const tracker = new UnitStateTracker();
-    tracker.observe('a.service', failed);
-    tracker.observe('b.service', running);
-    tracker.observe('c.mount', failed);
-    tracker.observe('d.service', autoRestart);
-    tracker.observe('c.mount', inactive);
+    tracker.transition('a.service', failed).kind;
+    tracker.transition('b.service', running).kind;
+    tracker.transition('c.mount', failed).kind;
+    tracker.transition('d.service', autoRestart).kind;
+    tracker.transition('c.mount', inactive).kind;
     expect(tracker.failedUnits().sort()).toEqual(['a.service']);
   });
 });

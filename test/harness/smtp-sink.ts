@@ -78,6 +78,11 @@ export class SmtpSink {
     return this.mails.filter((mail) => mail.parsed.headers.get('x-unitwatch-unit') === unit);
   }
 
+  /** Waits until at least one mail about `unit` has arrived. */
+  waitForMailAbout(unit: string, timeoutMs: number): Promise<void> {
+    return this.waitFor(() => this.mailsAbout(unit).length > 0, timeoutMs, `a mail about ${unit}`);
+  }
+
   /** Waits until `predicate` holds for the mails received so far; throws with what did arrive. */
   async waitFor(
     predicate: (mails: readonly ReceivedMail[]) => boolean,

@@ -80,11 +80,7 @@ describe.skipIf(skip !== undefined)('notification policy in a real systemd', () 
     );
     await instance.systemctl('daemon-reload');
     await instance.exec(['systemctl', 'start', 'api.service']);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => header(m, 'x-unitwatch-unit') === 'api.service'),
-      15_000,
-      'api failure',
-    );
+    await smtp.waitForMailAbout('api.service', 15_000);
     const warning = await check();
     expect(warning.code).toBe(1);
     expect(warning.line).toContain('UNITWATCH WARNING - failed: api.service');
@@ -109,11 +105,7 @@ describe.skipIf(skip !== undefined)('notification policy in a real systemd', () 
 
   it('reports a critical unit that was stopped cleanly, at high priority, and check says CRITICAL', async () => {
     await instance.systemctl('stop', 'vital.service');
-    await smtp.waitFor(
-      (mails) => mails.some((m) => header(m, 'x-unitwatch-unit') === 'vital.service'),
-      15_000,
-      'vital stop',
-    );
+    await smtp.waitForMailAbout('vital.service', 15_000);
     const [mail] = smtp.mailsAbout('vital.service');
     expect(mail?.parsed.subject).toBe('[unitwatch] vital.service is not active on policyhost (inactive)');
     const headerBlock = mail?.raw.split(/\r?\n\r?\n/)[0] ?? '';

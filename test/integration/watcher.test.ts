@@ -37,11 +37,7 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
       '-c',
       'echo "payments: cannot bind 0.0.0.0:8443 marker-7f3a"; exit 3',
     ]);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'payments.service'),
-      MAIL_WAIT_MS,
-      'the payments mail',
-    );
+    await smtp.waitForMailAbout('payments.service', MAIL_WAIT_MS);
     const failedAtUs = Number(await instance.property('payments.service', 'InactiveEnterTimestampMonotonic'));
     expect(failedAtUs).toBeGreaterThan(0);
     // Repeated signals for the same invocation must not produce a second mail.
@@ -74,11 +70,7 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
       '-c',
       'echo "worker: segfault marker-91c2"; kill -11 $$$$',
     ]);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'flaky-worker.service'),
-      MAIL_WAIT_MS,
-      'the crash mail',
-    );
+    await smtp.waitForMailAbout('flaky-worker.service', MAIL_WAIT_MS);
     expect(await instance.property('flaky-worker.service', 'SubState')).toBe('auto-restart');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // systemd passes the unit through `failed` on its way to auto-restart: still one crash, one mail.
@@ -99,11 +91,7 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
     );
     await instance.systemctl('daemon-reload');
     await instance.exec(['systemctl', 'start', 'backup@home.service']);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'backup@home.service'),
-      MAIL_WAIT_MS,
-      'the template instance mail',
-    );
+    await smtp.waitForMailAbout('backup@home.service', MAIL_WAIT_MS);
     const [mail] = smtp.mailsAbout('backup@home.service');
     expect(mail?.parsed.subject).toBe('[unitwatch] backup@home.service failed on testhost (exit-code)');
     expect(bodyOf(mail)).toContain('Backup of home');
@@ -113,11 +101,7 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
 
   it('handles a unit whose name starts with a dash', async () => {
     await instance.run(['systemd-run', '--unit=-dash.service', '/bin/false']);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === '-dash.service'),
-      MAIL_WAIT_MS,
-      'the -dash.service mail',
-    );
+    await smtp.waitForMailAbout('-dash.service', MAIL_WAIT_MS);
     const [mail] = smtp.mailsAbout('-dash.service');
     expect(bodyOf(mail)).toContain('Active: failed (Result: exit-code)');
     expect(bodyOf(mail)).toContain("systemctl status --full -- '-dash.service'");
@@ -126,11 +110,7 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
   it('keeps a description carrying CR/LF and header text out of the headers', async () => {
     const evil = 'innocent\r\nBcc: victim@example.com\r\nSubject: pwned\r\n\r\nforged body';
     await instance.run(['systemd-run', '--unit=evil.service', `--description=${evil}`, '/bin/false']);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'evil.service'),
-      MAIL_WAIT_MS,
-      'the evil.service mail',
-    );
+    await smtp.waitForMailAbout('evil.service', MAIL_WAIT_MS);
     const [mail] = smtp.mailsAbout('evil.service');
     expect(mail?.envelopeTo).toEqual(['ops@example.org']);
     expect(mail?.parsed.headers.has('bcc')).toBe(false);
@@ -152,11 +132,7 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
       '-c',
       'i=0; while [ $i -lt 50 ]; do head -c 40000 /dev/zero | tr "\\0" x; echo; i=$((i+1)); done; exit 2',
     ]);
-    await smtp.waitFor(
-      (mails) => mails.some((m) => m.parsed.headers.get('x-unitwatch-unit') === 'chatty.service'),
-      MAIL_WAIT_MS,
-      'the chatty.service mail',
-    );
+    await smtp.waitForMailAbout('chatty.service', MAIL_WAIT_MS);
     const [mail] = smtp.mailsAbout('chatty.service');
     expect(mail?.raw.length).toBeLessThan(400_000);
     expect(bodyOf(mail)).toMatch(/\[… \d+ more bytes cut by UNITWATCH_OUTPUT_LIMIT\]/);
