@@ -1,5 +1,7 @@
 import type { Logger } from './adapters/logger.js';
 import type { ListedUnit, UnitChange } from './adapters/systemd-bus.js';
+import { CoalescedSave } from './core/coalesced-save.js';
+import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import type { Config } from './core/config.js';
 import {
   becameActive,
@@ -65,38 +67,14 @@ export interface WatcherDependencies {
 /** Failures already reported, so a repeated signal or a re-read does not mail twice. Bounded. */
 const REMEMBERED_FAILURES = 10_000;
 
+/**
+ * At most one save of the reported keys per this interval: a storm of 200 failures wrote the file
+ * some 140 times (with two fsyncs each) when every failure saved it.
+ */
+const REPORTED_SAVE_INTERVAL_MS = 250;
+
 /** Diagnoses run at once; a storm queues instead of forking thousands of systemctl processes. */
 const PARALLEL_DIAGNOSES = 8;
-
-/**
- * D-Bus reads in flight at once. dbus-daemon refuses a connection more pending replies than its
- * limit (128 on Debian's system bus); a catch-up over hundreds of failed units would otherwise get
- * errors instead of facts, and facts without an invocation id cannot be deduplicated.
- */
-const PARALLEL_FACT_READS = 16;
-
-/** At most `limit` tasks at once; the rest wait in order. */
-class ConcurrencyLimit {
-  readonly #limit: number;
-  #active = 0;
-  readonly #waiting: (() => void)[] = [];
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#active < this.#limit) this.#active++;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next === undefined) this.#active--;
-      else next();
-    }
-  }
-}
 
 /**
  * What happens when a unit fails, start to end: a state change from D-Bus → is the unit watched,
@@ -115,7 +93,7 @@ export class FailureWatcher {
   #timer: NodeJS.Timeout | undefined;
   #timerDueMs: number | undefined;
   readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
-  readonly #factReads = new ConcurrencyLimit(PARALLEL_FACT_READS);
+  readonly #reportedSave: CoalescedSave;
 
   constructor(deps: WatcherDependencies) {
     this.#deps = deps;
@@ -125,6 +103,12 @@ export class FailureWatcher {
       critical: deps.config.critical.map(globToRegExp),
     };
     this.#policy = new NotificationPolicy(deps.config.policy, deps.newMessageId);
+    this.#reportedSave = new CoalescedSave({
+      save: () => this.#saveReported(),
+      minIntervalMs: REPORTED_SAVE_INTERVAL_MS,
+      now: deps.now,
+      sleep: deps.sleep,
+    });
   }
 
   get watchedUnits(): number {
@@ -200,7 +184,7 @@ export class FailureWatcher {
   /** Resolves when every mail owed so far has been handed to the transport (held-back ones excepted). */
   async settle(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
-    await this.#persisting;
+    await this.#reportedSave.idle();
   }
 
   stop(): void {
@@ -243,7 +227,7 @@ export class FailureWatcher {
   }
 
   async #readFacts(change: UnitChange): Promise<UnitFacts> {
-    const read = () => this.#factReads.run(() => this.#deps.units.readFacts(change.unit, change.objectPath));
+    const read = () => this.#deps.units.readFacts(change.unit, change.objectPath);
     try {
       return await read().catch(async () => {
         // One more try: a busy bus refuses calls for a moment, and facts are what deduplication needs.
@@ -289,32 +273,35 @@ export class FailureWatcher {
     const key = failureKey(kind, facts);
     if (this.#reported.has(key)) return;
     this.#remember(key);
-    void this.#persistReported();
+    void this.#reportedSave.request();
     const messages: Record<FailureKind, string> = {
       failed: 'unit failed',
       'crash-restart': 'unit crashed and is being restarted',
       stopped: 'critical unit is no longer active',
     };
-    logger.warn(
-      { unit: facts.unit, event: kind, result: facts.result, invocation: facts.invocationId, critical },
-      messages[kind],
-    );
-
+    const log = (mail: string) =>
+      logger.warn(
+        {
+          unit: facts.unit,
+          event: kind,
+          result: facts.result,
+          invocation: facts.invocationId,
+          critical,
+          mail,
+        },
+        messages[kind],
+      );
     if (facts.unit === this.#deps.ownUnit) {
       const state = await this.#deps.selfState.load();
       if (!mayNotifyAboutSelf(state, now())) {
-        logger.warn({ unit: facts.unit }, 'not mailing about unitwatch itself again within the hour');
+        log('not mailing about unitwatch itself again within the hour');
         return;
       }
       await this.#deps.selfState.save({ restartsSeen: state?.restartsSeen ?? 0, lastMailMs: now() });
     }
     const outgoing = this.#policy.failure({ kind, facts, atMs, critical });
-    if (outgoing.length === 0) {
-      logger.info(
-        { unit: facts.unit, event: kind },
-        'notification held back by the rate limit; it will be counted',
-      );
-    }
+    // One line per failure, with what becomes of its mail: a storm logs each unit once, not twice.
+    log(outgoing.length === 0 ? 'held back by the rate limit; counted in a later mail' : 'due now');
     this.#schedule();
     await this.#dispatch(outgoing);
   }
@@ -416,6 +403,9 @@ export class FailureWatcher {
       unit: units.length === 1 ? (units[0] ?? '') : `${units.length} units`,
       event: mail.headers['X-Unitwatch-Event'] ?? '',
     };
+    // A queued mail whose failure is not yet saved as reported would be mailed again after a kill -9:
+    // the restarted daemon's catch-up would take the still-failed unit for news.
+    await this.#reportedSave.idle();
     try {
       await this.#deps.deliver(mail, meta);
       this.#deps.logger.debug({ ...meta, messageId: mail.messageId }, `notification queued: ${mail.subject}`);
@@ -424,24 +414,15 @@ export class FailureWatcher {
     }
   }
 
-  /** One write at a time, always of the latest set: a storm of reports costs a handful of writes. */
-  #persistQueued = false;
-  #persisting: Promise<void> = Promise.resolve();
-  async #persistReported(): Promise<void> {
-    if (this.#persistQueued) return;
-    this.#persistQueued = true;
-    this.#persisting = this.#persisting.then(async () => {
-      this.#persistQueued = false;
-      try {
-        await this.#deps.reported.save([...this.#reported]);
-      } catch (error) {
-        this.#deps.logger.error(
-          { err: error },
-          'could not save the reported failures; a restart may mail them again',
-        );
-      }
-    });
-    await this.#persisting;
+  async #saveReported(): Promise<void> {
+    try {
+      await this.#deps.reported.save([...this.#reported]);
+    } catch (error) {
+      this.#deps.logger.error(
+        { err: error },
+        'could not save the reported failures; a restart may mail them again',
+      );
+    }
   }
 
   #remember(key: string): void {

@@ -161,3 +161,26 @@ export function rssSumKb(pids: readonly number[]): number {
   }
   return total;
 }
+
+/** CPU ticks of each thread of a process, summed by thread name (`node`, `libuv-worker`, `V8Worker`...). */
+export function threadTicksByName(pid: number): Map<string, number> {
+  const totals = new Map<string, number>();
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return totals;
+  }
+  for (const task of tasks) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      totals.set(name, (totals.get(name) ?? 0) + ticks);
+    } catch {
+      // thread exited
+    }
+  }
+  return totals;
+}

@@ -14,6 +14,11 @@ export interface LatencyResult {
 export interface StormRun {
   readonly size: number;
   readonly repeat: number;
+  /**
+   * unitwatch only: the daemon had already mailed a storm of the same size (past the storm window),
+   * so its JIT is warm. Every other run starts on a daemon restarted for it.
+   */
+  readonly daemonWarm: boolean;
   readonly failedUnits: number;
   /** Last failure minus first failure, by InactiveEnterTimestamp. */
   readonly failureSpreadMs: number;

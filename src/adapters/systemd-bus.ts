@@ -1,4 +1,5 @@
 import dbus from 'dbus-next';
+import { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import type { UnitFacts } from '../core/failure.js';
 import { BusCallError } from '../errors/bus-error.js';
 
@@ -22,6 +23,24 @@ const TYPE_INTERFACES: Readonly<Record<string, string>> = {
   path: 'org.freedesktop.systemd1.Path',
   scope: 'org.freedesktop.systemd1.Scope',
 };
+
+/** In the order readFacts destructures them. */
+const UNIT_FACT_PROPERTIES = [
+  'Description',
+  'ActiveState',
+  'SubState',
+  'InvocationID',
+  'InactiveEnterTimestamp',
+  'FragmentPath',
+] as const;
+const SERVICE_FACT_PROPERTIES = ['Result', 'ExecMainCode', 'ExecMainStatus', 'NRestarts'] as const;
+
+/**
+ * Calls in flight at once. dbus-daemon refuses a connection more pending replies than its limit
+ * (128 on Debian's system bus); a catch-up over hundreds of failed units would otherwise get
+ * errors instead of facts, and facts without an invocation id cannot be deduplicated.
+ */
+const PARALLEL_CALLS = 64;
 
 export interface UnitChange {
   readonly unit: string;
@@ -98,6 +117,7 @@ export class SystemdBus {
   #disconnected = false;
   /** Rejecters of calls still waiting, so a lost connection fails them at once. */
   readonly #pendingCalls = new Set<(reason: Error) => void>();
+  readonly #callSlots = new ConcurrencyLimit(PARALLEL_CALLS);
 
   constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number } = {}) {
     this.#events = events;
@@ -156,34 +176,41 @@ export class SystemdBus {
     return String(reply[0]);
   }
 
-  /** Reads what a notification needs, from the Unit interface and the unit type's own interface at once. */
+  /**
+   * Reads what a notification needs: ten properties with one `Get` each, in parallel. Two `GetAll`
+   * calls would carry some 300 properties that dbus-next decodes in JavaScript, and that decoding
+   * was the largest cost of a storm (docs/benchmarks.md).
+   */
   async readFacts(unit: string, objectPath: string): Promise<UnitFacts> {
     const suffix = unit.slice(unit.lastIndexOf('.') + 1);
     const typeInterface = TYPE_INTERFACES[suffix];
-    const [unitProps, typeProps] = await Promise.all([
-      this.#getAll(objectPath, UNIT),
-      typeInterface === undefined
-        ? Promise.resolve<Record<string, unknown>>({})
-        : this.#getAll(objectPath, typeInterface),
+    const get = (iface: string, name: string) => this.#get(objectPath, iface, name);
+    // Only services have ExecMain* and NRestarts; other types carry just a Result, if that.
+    const typeNames = suffix === 'service' ? SERVICE_FACT_PROPERTIES : (['Result'] as const);
+    const [unitValues, typeValues] = await Promise.all([
+      Promise.all(UNIT_FACT_PROPERTIES.map((name) => get(UNIT, name))),
+      typeInterface === undefined ? [] : Promise.all(typeNames.map((name) => get(typeInterface, name))),
     ]);
+    const [description, activeState, subState, invocationId, inactiveEnter, fragmentPath] = unitValues;
+    const [result, execMainCode, execMainStatus, restarts] = typeValues;
     return {
       unit,
-      description: asString(unitProps.Description),
-      activeState: asString(unitProps.ActiveState),
-      subState: asString(unitProps.SubState),
-      result: asString(typeProps.Result),
-      execMainCode: asNumber(typeProps.ExecMainCode),
-      execMainStatus: asNumber(typeProps.ExecMainStatus),
-      restarts: asNumber(typeProps.NRestarts),
-      invocationId: asHex(unitProps.InvocationID),
-      inactiveEnterTimestampUs: asNumber(unitProps.InactiveEnterTimestamp) ?? 0,
-      fragmentPath: asString(unitProps.FragmentPath),
+      description: asString(description),
+      activeState: asString(activeState),
+      subState: asString(subState),
+      result: asString(result),
+      execMainCode: asNumber(execMainCode),
+      execMainStatus: asNumber(execMainStatus),
+      restarts: asNumber(restarts),
+      invocationId: asHex(invocationId),
+      inactiveEnterTimestampUs: asNumber(inactiveEnter) ?? 0,
+      fragmentPath: asString(fragmentPath),
     };
   }
 
-  async #getAll(objectPath: string, iface: string): Promise<Record<string, unknown>> {
-    const reply = await this.#call(SYSTEMD, objectPath, PROPERTIES, 'GetAll', 's', [iface]);
-    return (reply[0] ?? {}) as Record<string, unknown>;
+  async #get(objectPath: string, iface: string, name: string): Promise<unknown> {
+    const reply = await this.#call(SYSTEMD, objectPath, PROPERTIES, 'Get', 'ss', [iface, name]);
+    return reply[0];
   }
 
   #dispatch(message: dbus.Message): void {
@@ -210,7 +237,18 @@ export class SystemdBus {
     this.#events.onDisconnect(reason);
   }
 
-  async #call(
+  #call(
+    destination: string,
+    path: string,
+    iface: string,
+    member: string,
+    signature?: string,
+    body?: unknown[],
+  ): Promise<unknown[]> {
+    return this.#callSlots.run(() => this.#callNow(destination, path, iface, member, signature, body));
+  }
+
+  async #callNow(
     destination: string,
     path: string,
     iface: string,

@@ -1,0 +1,107 @@
+/**
+ * `npm run bench:profile`: where unitwatch's CPU goes in a storm. Boots the bench's systemd, runs
+ * unitwatch with V8's sampling profiler on, fails BENCH_PROFILE_UNITS units at once, waits until
+ * every one is in a received mail, stops unitwatch (the profile is written at exit) and prints the
+ * samples taken during the storm, grouped by package and by function.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SmtpSink } from '../test/harness/smtp-sink.js';
+import { repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
+import { startUnitwatch } from '../test/harness/unitwatch-service.js';
+import { MailAccountant } from './lib/accounting.js';
+import { InstanceCgroups, threadTicksByName } from './lib/cgroup.js';
+import { type CpuProfile, summarizeProfile } from './lib/profile-summary.js';
+import {
+  installBenchUnitwatch,
+  installCommonUnits,
+  loadIdleUnits,
+  NOTIFIER_CGROUP,
+  UNITWATCH_CGROUP,
+  unitwatchEnv,
+} from './lib/setups.js';
+
+const UNITS = Number(process.env.BENCH_PROFILE_UNITS ?? 200);
+/** BENCH_PROFILE=0 runs the same storm without the profiler, whose sampling costs CPU of its own. */
+const PROFILING = process.env.BENCH_PROFILE !== '0';
+/** Node or V8 flags to try on the daemon, space-separated (BENCH_NODE_FLAGS='--max-semi-space-size=32'). */
+const EXTRA_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+/** Units failed (and mailed) before the measured storm, to tell JIT warm-up from steady cost. */
+const WARMUP = Number(process.env.BENCH_PROFILE_WARMUP ?? 0);
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+const PROFILE_DIR = '/var/lib/unitwatch';
+const HOST_PROFILE_DIR = (pid: number) => `/proc/${pid}/root/var/lib/private/unitwatch`;
+
+function log(message: string): void {
+  process.stderr.write(`[profile] ${message}\n`);
+}
+
+async function main(): Promise<void> {
+  const smtp = new SmtpSink();
+  await smtp.start();
+  const accountant = new MailAccountant(smtp.mails);
+  const instance = await SystemdInstance.boot();
+  try {
+    const cgroups = new InstanceCgroups(instance.pid);
+    await installCommonUnits(instance);
+    await loadIdleUnits(instance, 1000);
+    await installBenchUnitwatch(instance, unitwatchEnv(smtp.url, {}).env);
+    const nodeFlags = [
+      ...(PROFILING ? [`--cpu-prof`, `--cpu-prof-dir=${PROFILE_DIR}`] : []),
+      ...EXTRA_NODE_FLAGS,
+    ];
+    if (nodeFlags.length > 0) {
+      await instance.writeFile(
+        '/etc/systemd/system/unitwatch.service.d/profile.conf',
+        // Node refuses --cpu-prof in NODE_OPTIONS, so the command line itself is replaced.
+        `[Service]\nExecStart=\nExecStart=${process.execPath} ${nodeFlags.join(' ')} -- ${repoRoot}dist/cli.js run\n`,
+      );
+      await instance.systemctl('daemon-reload');
+    }
+    await startUnitwatch(instance);
+    await sleep(3000);
+    if (WARMUP > 0) {
+      const warmup = Array.from({ length: WARMUP }, (_, i) => `bench-fail@warmup-${i}.service`);
+      await instance.run(['systemctl', 'start', '--no-block', ...warmup]);
+      while (accountant.missing(warmup).length > 0) await sleep(50);
+      // Past UNITWATCH_STORM_WINDOW, so the measured storm is mailed as a first storm is.
+      await sleep(65_000);
+    }
+    const units = Array.from({ length: UNITS }, (_, i) => `bench-fail@prof-${i}.service`);
+    const pid = cgroups
+      .pids(UNITWATCH_CGROUP)
+      .find((candidate) => readFileSync(`/proc/${candidate}/cmdline`, 'utf8').includes('dist/cli.js'));
+    if (pid === undefined) throw new Error('unitwatch process not found in its cgroup');
+    const threadsBefore = threadTicksByName(pid);
+    const cpuBefore = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
+    const stormStartUs = Number(process.hrtime.bigint() / 1000n);
+    await instance.run(['systemctl', 'start', '--no-block', ...units]);
+    const deadline = Date.now() + 120_000;
+    while (accountant.missing(units).length > 0 && Date.now() < deadline) await sleep(50);
+    await sleep(2000);
+    const stormEndUs = Number(process.hrtime.bigint() / 1000n);
+    const cpuUs = (cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0) - cpuBefore;
+    log(
+      `${UNITS} units, ${accountant.missing(units).length} unaccounted, ${smtp.mails.length} mails, ` +
+        `service cgroup CPU ${(cpuUs / 1000).toFixed(0)} ms (${(cpuUs / 1000 / UNITS).toFixed(2)} ms per failure)`,
+    );
+    const threadsAfter = threadTicksByName(pid);
+    for (const [name, ticks] of threadsAfter) {
+      const ms = ((ticks - (threadsBefore.get(name) ?? 0)) * 1000) / TICKS_PER_SECOND;
+      if (ms > 0) log(`  thread ${name}: ${ms.toFixed(0)} ms`);
+    }
+    await instance.systemctl('stop', 'unitwatch.service');
+    if (!PROFILING) return;
+    const dir = HOST_PROFILE_DIR(instance.pid);
+    const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error(`no .cpuprofile in ${dir}`);
+    const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as CpuProfile;
+    process.stdout.write(summarizeProfile(profile, { fromUs: stormStartUs, toUs: stormEndUs, top: 40 }));
+  } finally {
+    await instance.poweroff();
+    await smtp.stop();
+  }
+}
+
+await main();
