@@ -58,6 +58,7 @@ export function summarizeProfile(profile: CpuProfile, window: SummaryWindow): st
   const add = (map: Map<string, number>, key: string, us: number) => map.set(key, (map.get(key) ?? 0) + us);
   let at = profile.startTime;
   let busyUs = 0;
+  const busyPerSecond: number[] = [];
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i] ?? 0;
     at += delta;
@@ -65,6 +66,8 @@ export function summarizeProfile(profile: CpuProfile, window: SummaryWindow): st
     const node = byId.get(profile.samples[i] ?? -1);
     if (node === undefined || node.callFrame.functionName === '(idle)') continue;
     busyUs += delta;
+    const second = Math.floor((at - (inWindow ? window.fromUs : profile.startTime)) / 1e6);
+    busyPerSecond[second] = (busyPerSecond[second] ?? 0) + delta;
     add(byPackage, packageOf(node.callFrame.url, node.callFrame.functionName), delta);
     add(byFunction, frameLabel(node.callFrame), delta);
     const seen = new Set<string>();
@@ -83,6 +86,7 @@ export function summarizeProfile(profile: CpuProfile, window: SummaryWindow): st
     : 'whole profile (its clock did not match the window)';
   return [
     `# unitwatch CPU profile: ${(busyUs / 1000).toFixed(0)} ms busy in the ${scope}\n`,
+    `\nBusy ms in each second: ${Array.from(busyPerSecond, (us) => ((us ?? 0) / 1000).toFixed(0)).join(' ')}\n`,
     table('self time by package', byPackage, busyUs, window.top),
     table('self time by function', byFunction, busyUs, window.top),
     table("inclusive time of unitwatch's functions", inclusiveOwn, busyUs, window.top),

@@ -99,6 +99,21 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
     expect(bodyOf(mail)).toContain('marker-b4ck');
   });
 
+  it('reads the result of a unit that is not a service from its own interface', async () => {
+    await instance.writeFile(
+      '/etc/systemd/system/intake.socket',
+      '[Unit]\nDescription=Intake socket\n[Socket]\nListenStream=/run/intake.sock\nExecStartPre=/bin/sh -c "echo intake: port table corrupt marker-50ck; exit 4"\n',
+    );
+    // systemd refuses to start a socket whose service does not exist, before it could fail.
+    await instance.writeFile('/etc/systemd/system/intake.service', '[Service]\nExecStart=/bin/true\n');
+    await instance.systemctl('daemon-reload');
+    await instance.exec(['systemctl', 'start', 'intake.socket']);
+    await smtp.waitForMailAbout('intake.socket', MAIL_WAIT_MS);
+    const [mail] = smtp.mailsAbout('intake.socket');
+    expect(mail?.parsed.subject).toBe('[unitwatch] intake.socket failed on testhost (exit-code)');
+    expect(bodyOf(mail)).toContain('Intake socket');
+    expect(bodyOf(mail)).toContain('marker-50ck');
+  });
   it('handles a unit whose name starts with a dash', async () => {
     await instance.run(['systemd-run', '--unit=-dash.service', '/bin/false']);
     await smtp.waitForMailAbout('-dash.service', MAIL_WAIT_MS);
