@@ -11,7 +11,7 @@ import { SmtpSink } from '../test/harness/smtp-sink.js';
 import { repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
 import { startUnitwatch } from '../test/harness/unitwatch-service.js';
 import { MailAccountant } from './lib/accounting.js';
-import { InstanceCgroups, threadTicksByName } from './lib/cgroup.js';
+import { InstanceCgroups, threadTicks } from './lib/cgroup.js';
 import { type CpuProfile, summarizeProfile } from './lib/profile-summary.js';
 import {
   installBenchUnitwatch,
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
       .pids(UNITWATCH_CGROUP)
       .find((candidate) => readFileSync(`/proc/${candidate}/cmdline`, 'utf8').includes('dist/cli.js'));
     if (pid === undefined) throw new Error('unitwatch process not found in its cgroup');
-    const threadsBefore = threadTicksByName(pid);
+    const threadsBefore = threadTicks(pid);
     const cpuBefore = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
     const stormStartUs = Number(process.hrtime.bigint() / 1000n);
     await instance.run(['systemctl', 'start', '--no-block', ...units]);
@@ -86,10 +86,10 @@ async function main(): Promise<void> {
       `${UNITS} units, ${accountant.missing(units).length} unaccounted, ${smtp.mails.length} mails, ` +
         `service cgroup CPU ${(cpuUs / 1000).toFixed(0)} ms (${(cpuUs / 1000 / UNITS).toFixed(2)} ms per failure)`,
     );
-    const threadsAfter = threadTicksByName(pid);
+    const threadsAfter = threadTicks(pid);
     for (const [name, ticks] of threadsAfter) {
       const ms = ((ticks - (threadsBefore.get(name) ?? 0)) * 1000) / TICKS_PER_SECOND;
-      if (ms > 0) log(`  thread ${name}: ${ms.toFixed(0)} ms`);
+      if (ms > 0) log(`  ${name}: ${ms.toFixed(0)} ms`);
     }
     await instance.systemctl('stop', 'unitwatch.service');
     if (!PROFILING) return;

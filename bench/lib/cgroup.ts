@@ -162,8 +162,11 @@ export function rssSumKb(pids: readonly number[]): number {
   return total;
 }
 
-/** CPU ticks of each thread of a process, summed by thread name (`node`, `libuv-worker`, `V8Worker`...). */
-export function threadTicksByName(pid: number): Map<string, number> {
+/**
+ * CPU ticks of a process's threads, user and system apart: its main thread, and the others by name.
+ * Node's helper threads (V8's compiler and GC workers, libuv's pool) are all called `node` too.
+ */
+export function threadTicks(pid: number): Map<string, number> {
   const totals = new Map<string, number>();
   let tasks: string[] = [];
   try {
@@ -176,8 +179,13 @@ export function threadTicksByName(pid: number): Map<string, number> {
       const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      totals.set(name, (totals.get(name) ?? 0) + ticks);
+      for (const [mode, ticks] of [
+        ['user', Number(fields[11])],
+        ['system', Number(fields[12])],
+      ] as const) {
+        const key = `${task === String(pid) ? 'main thread' : `other threads named ${name}`} (${mode})`;
+        totals.set(key, (totals.get(key) ?? 0) + ticks);
+      }
     } catch {
       // thread exited
     }
