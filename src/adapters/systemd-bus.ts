@@ -273,19 +273,6 @@ export class SystemdBus {
     signature?: string,
     body?: unknown[],
   ): Promise<unknown[]> {
-    return this.#callSlots.run(() => this.#callNow(destination, path, iface, member, signature, body));
-  }
-
-  async #callNow(
-    destination: string,
-    path: string,
-    iface: string,
-    member: string,
-    signature?: string,
-    body?: unknown[],
-  ): Promise<unknown[]> {
-    const bus = this.#bus;
-    if (bus === undefined) throw new BusCallError(`${iface}.${member}`, path, new Error('not connected'));
     const message = new dbus.Message({
       destination,
       path,
@@ -293,6 +280,14 @@ export class SystemdBus {
       member,
       ...(signature === undefined ? {} : { signature, body: body ?? [] }),
     });
+    return this.#callSlots.run(() => this.#callNow(message));
+  }
+
+  async #callNow(message: dbus.Message): Promise<unknown[]> {
+    const what = `${message.interface}.${message.member}`;
+    const path = message.path ?? '';
+    const bus = this.#bus;
+    if (bus === undefined) throw new BusCallError(what, path, new Error('not connected'));
     let timer: NodeJS.Timeout | undefined;
     let rejectOnLoss: ((reason: Error) => void) | undefined;
     // A call on a connection that died silently would otherwise wait forever; a lost one fails at once.
@@ -310,7 +305,7 @@ export class SystemdBus {
       const reply = await Promise.race([bus.call(message), timeout]);
       return (reply?.body ?? []) as unknown[];
     } catch (error) {
-      throw new BusCallError(`${iface}.${member}`, path, error);
+      throw new BusCallError(what, path, error);
     } finally {
       clearTimeout(timer);
       if (rejectOnLoss !== undefined) this.#pendingCalls.delete(rejectOnLoss);
