@@ -25,10 +25,15 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
     await file.close();
   }
   await rename(temporary, path);
-  const directory = await open(dirname(path), 'r');
+  await syncDirectory(dirname(path));
+}
+
+/** Makes a create, rename or unlink in `directory` survive a power loss. */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
   try {
-    await directory.sync();
+    await handle.sync();
   } finally {
-    await directory.close();
+    await handle.close();
   }
 }

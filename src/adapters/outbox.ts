@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { type ComposedMail, formatTimestamp } from '../core/message.js';
 import { DEFAULT_RETRY, nextAttemptDelayMs, type RetryOptions } from '../core/retry.js';
 import { cleanLine } from '../core/text.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
-import { readJson, writeJsonAtomic } from './json-file.js';
+import { readJson, syncDirectory, writeJsonAtomic } from './json-file.js';
 import type { Logger } from './logger.js';
 import type { MailSender } from './mail-transport.js';
 
@@ -613,15 +613,5 @@ async function unlinkIfPresent(path: string): Promise<void> {
     await unlink(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-}
-
-/** Makes a create, rename or unlink in `directory` survive a power loss. */
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
