@@ -11,7 +11,7 @@ import { SystemdBus } from './adapters/systemd-bus.js';
 import { type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
 import { type Config, parseConfig, renderEffectiveConfig } from './core/config.js';
 import { parseEnvFile } from './core/env-file.js';
-import { globToRegExp } from './core/globs.js';
+import { unitFilter } from './core/globs.js';
 import { Daemon } from './daemon.js';
 import { ConfigError } from './errors/config-error.js';
 
@@ -175,15 +175,7 @@ async function check(envFile: string | undefined): Promise<number> {
   try {
     await bus.connect();
     const units = await bus.listUnits();
-    result = evaluateCheck(
-      units,
-      {
-        include: config.include.map(globToRegExp),
-        exclude: config.exclude.map(globToRegExp),
-        critical: config.critical.map(globToRegExp),
-      },
-      config.critical,
-    );
+    result = evaluateCheck(units, unitFilter(config), config.critical);
   } catch (error) {
     result = unknownCheck(`cannot ask systemd: ${error instanceof Error ? error.message : String(error)}`);
   } finally {

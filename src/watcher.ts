@@ -15,7 +15,7 @@ import {
   type UnitFacts,
   UnitStateTracker,
 } from './core/failure.js';
-import { globToRegExp, isCritical, isWatched, type UnitFilter } from './core/globs.js';
+import { isCritical, isWatched, type UnitFilter, unitFilter } from './core/globs.js';
 import {
   type ComposedMail,
   composeDigestMail,
@@ -97,11 +97,7 @@ export class FailureWatcher {
 
   constructor(deps: WatcherDependencies) {
     this.#deps = deps;
-    this.#filter = {
-      include: deps.config.include.map(globToRegExp),
-      exclude: deps.config.exclude.map(globToRegExp),
-      critical: deps.config.critical.map(globToRegExp),
-    };
+    this.#filter = unitFilter(deps.config);
     this.#policy = new NotificationPolicy(deps.config.policy, deps.newMessageId);
     this.#reportedSave = new CoalescedSave({
       save: () => this.#saveReported(),

@@ -34,6 +34,19 @@ export interface UnitFilter {
   readonly critical: readonly RegExp[];
 }
 
+/** The filter the configured globs describe (UNITWATCH_INCLUDE, _EXCLUDE, _CRITICAL). */
+export function unitFilter(globs: {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly critical: readonly string[];
+}): UnitFilter {
+  return {
+    include: globs.include.map(globToRegExp),
+    exclude: globs.exclude.map(globToRegExp),
+    critical: globs.critical.map(globToRegExp),
+  };
+}
+
 /** Critical units are always watched: excluding one by a broad glob must not silence it. */
 export function isWatched(unit: string, filter: UnitFilter): boolean {
   if (matchesAny(unit, filter.critical)) return true;

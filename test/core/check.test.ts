@@ -8,7 +8,7 @@ import {
   evaluateCheck,
   unknownCheck,
 } from '../../src/core/check.js';
-import { globToRegExp, type UnitFilter } from '../../src/core/globs.js';
+import { unitFilter } from '../../src/core/globs.js';
 
 function unit(name: string, activeState: string): CheckUnit {
   return { unit: name, activeState };
@@ -23,11 +23,7 @@ interface Globs {
 /** evaluateCheck as `unitwatch check` calls it: the filter and the raw critical patterns from one config. */
 function check(units: readonly CheckUnit[], globs: Globs = {}) {
   const critical = globs.critical ?? [];
-  const filter: UnitFilter = {
-    include: (globs.include ?? ['*']).map(globToRegExp),
-    exclude: (globs.exclude ?? []).map(globToRegExp),
-    critical: critical.map(globToRegExp),
-  };
+  const filter = unitFilter({ include: globs.include ?? ['*'], exclude: globs.exclude ?? [], critical });
   return evaluateCheck(units, filter, critical);
 }
 

@@ -6,6 +6,7 @@ import {
   matchesAny,
   UNIT_GLOB,
   type UnitFilter,
+  unitFilter,
 } from '../../src/core/globs.js';
 
 function matches(glob: string, unit: string): boolean {
@@ -13,11 +14,11 @@ function matches(glob: string, unit: string): boolean {
 }
 
 function filterOf(globs: { include?: string[]; exclude?: string[]; critical?: string[] }): UnitFilter {
-  return {
-    include: (globs.include ?? ['*']).map(globToRegExp),
-    exclude: (globs.exclude ?? []).map(globToRegExp),
-    critical: (globs.critical ?? []).map(globToRegExp),
-  };
+  return unitFilter({
+    include: globs.include ?? ['*'],
+    exclude: globs.exclude ?? [],
+    critical: globs.critical ?? [],
+  });
 }
 
 const FSCK_UNIT = String.raw`systemd-fsck@dev-disk-by\x2duuid-1234.service`;
