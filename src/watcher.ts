@@ -23,7 +23,6 @@ import {
   composeRecoveryMail,
   type Diagnosis,
   type DigestEntry,
-  statusHeadFromFacts,
 } from './core/message.js';
 import { mayNotifyAboutSelf, type SelfNotificationState } from './core/own-unit.js';
 import { NotificationPolicy, type Outgoing } from './core/policy.js';
@@ -366,7 +365,6 @@ export class FailureWatcher {
         failure: { kind: report.latest.kind, facts: report.latest.facts, observedAtMs: report.latest.atMs },
         count: report.count,
         critical: report.latest.critical,
-        statusHead: statusHeadFromFacts(report.latest.facts, report.latest.atMs),
       }));
       mail = composeDigestMail(entries, { ...base, notes: item.notes });
       units = item.reports.map((report) => report.unit);

@@ -78,6 +78,13 @@ export function formatTimestamp(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
+/** When systemd says the unit went down; when unitwatch saw it, if systemd gave no time. */
+function failedAtMs(facts: UnitFacts, observedAtMs: number): number {
+  return facts.inactiveEnterTimestampUs > 0
+    ? Math.floor(facts.inactiveEnterTimestampUs / 1000)
+    : observedAtMs;
+}
+
 function headline(failure: Failure, hostname: string, count: number): string {
   const { facts } = failure;
   const unit = cleanLine(facts.unit);
@@ -122,17 +129,14 @@ export function composeFailureMail(
   const unit = cleanLine(facts.unit);
   const quotedUnit = shellQuote(facts.unit);
   const exit = describeExit(facts);
-  const failedAtMs =
-    facts.inactiveEnterTimestampUs > 0
-      ? Math.floor(facts.inactiveEnterTimestampUs / 1000)
-      : failure.observedAtMs;
+  const failedAt = failedAtMs(facts, failure.observedAtMs);
 
   const summary: [string, string | undefined][] = [
     ['Unit', facts.description === '' ? unit : `${unit} (${cleanLine(facts.description)})`],
     ['Host', hostname],
     ['Result', cleanLine(facts.result || facts.subState)],
     ['Exit', exit],
-    ['Time', formatTimestamp(failedAtMs)],
+    ['Time', formatTimestamp(failedAt)],
     ['Restarts', facts.restarts === undefined ? undefined : String(facts.restarts)],
     ['Invocation', facts.invocationId === '' ? undefined : facts.invocationId],
     ['Unit file', facts.fragmentPath === '' ? undefined : cleanLine(facts.fragmentPath, 500)],
@@ -154,7 +158,7 @@ export function composeFailureMail(
   const repeats =
     count > 1
       ? [
-          `It failed ${count} times since ${formatTimestamp(context.firstAtMs ?? failedAtMs)}; ` +
+          `It failed ${count} times since ${formatTimestamp(context.firstAtMs ?? failedAt)}; ` +
             'the repeats were held back by the rate limit. The facts below are of the latest failure.',
         ]
       : [];
@@ -199,8 +203,6 @@ export interface DigestEntry {
   readonly failure: Failure;
   readonly count: number;
   readonly critical: boolean;
-  /** The first lines of `systemctl status`, or undefined when it could not be gathered. */
-  readonly statusHead: string | undefined;
 }
 
 /**
@@ -208,8 +210,7 @@ export interface DigestEntry {
  * forking `systemctl` once per unit would cost more than everything else together.
  */
 export function statusHeadFromFacts(facts: UnitFacts, observedAtMs: number): string {
-  const sinceMs =
-    facts.inactiveEnterTimestampUs > 0 ? Math.floor(facts.inactiveEnterTimestampUs / 1000) : observedAtMs;
+  const sinceMs = failedAtMs(facts, observedAtMs);
   const result = facts.result === '' ? '' : ` (Result: ${facts.result})`;
   const lines = [
     `${facts.activeState === 'failed' ? '×' : '●'} ${facts.unit}${facts.description === '' ? '' : ` - ${facts.description}`}`,
@@ -248,14 +249,11 @@ export function composeDigestMail(
         ]
           .filter((part) => part !== undefined)
           .join(', ');
-        const status =
-          entry.statusHead === undefined
-            ? '    (status not gathered)'
-            : cleanBodyText(entry.statusHead)
-                .split('\n')
-                .slice(0, DIGEST_STATUS_LINES)
-                .map((line) => `    ${line}`)
-                .join('\n');
+        const status = cleanBodyText(statusHeadFromFacts(facts, entry.failure.observedAtMs))
+          .split('\n')
+          .slice(0, DIGEST_STATUS_LINES)
+          .map((line) => `    ${line}`)
+          .join('\n');
         return `● ${cleanLine(facts.unit)}: ${detail}\n${status}`;
       })
       .join('\n\n'),

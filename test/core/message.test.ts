@@ -446,7 +446,6 @@ describe('composeDigestMail', () => {
     failure: failure({ unit }),
     count: index + 1,
     critical: unit === 'b.service',
-    statusHead: statusHeadFromFacts({ ...facts, unit }, 0),
   }));
 
   it('names every unit with its result and head of status, and counts all failures', () => {
