@@ -43,6 +43,9 @@ export interface CompositionContext {
   readonly notes?: readonly string[];
 }
 
+/** Marks every mail as sent by a machine, so vacation replies and auto-responders leave it alone. */
+const AUTOMATED = { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' } as const;
+
 /** Threading and priority headers shared by every kind of mail. */
 function contextHeaders(context: CompositionContext): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -186,8 +189,7 @@ export function composeFailureMail(
     subject: `[unitwatch] ${headline(failure, hostname, count)}`,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
-      'Auto-Submitted': 'auto-generated',
-      'X-Auto-Response-Suppress': 'All',
+      ...AUTOMATED,
       'X-Unitwatch-Unit': unit,
       'X-Unitwatch-Host': hostname,
       'X-Unitwatch-Event': failure.kind,
@@ -264,8 +266,7 @@ export function composeDigestMail(
     subject: `[unitwatch] ${entries.length} units failed on ${hostname}`,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
-      'Auto-Submitted': 'auto-generated',
-      'X-Auto-Response-Suppress': 'All',
+      ...AUTOMATED,
       'X-Unitwatch-Host': hostname,
       'X-Unitwatch-Event': 'digest',
       'X-Unitwatch-Failures': String(failures),
@@ -297,8 +298,7 @@ export function composeRecoveryMail(recovery: Recovery, context: CompositionCont
     subject: `[unitwatch] ${unit} recovered on ${hostname}`,
     text: `${text}\n`,
     headers: {
-      'Auto-Submitted': 'auto-generated',
-      'X-Auto-Response-Suppress': 'All',
+      ...AUTOMATED,
       'X-Unitwatch-Unit': unit,
       'X-Unitwatch-Host': hostname,
       'X-Unitwatch-Event': 'recovery',
