@@ -7,7 +7,7 @@ import { SmtpSink } from '../test/harness/smtp-sink.js';
 import { realSystemdUnavailableReason, repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
 import { startUnitwatch } from '../test/harness/unitwatch-service.js';
 import { MailAccountant } from './lib/accounting.js';
-import { InstanceCgroups, rssSumKb, sampleProcess } from './lib/cgroup.js';
+import { InstanceCgroups, rssSumKb, sampleProcess, TICKS_PER_SECOND } from './lib/cgroup.js';
 import { writeReport } from './lib/report.js';
 import {
   installBenchUnitwatch,
@@ -16,8 +16,9 @@ import {
   loadIdleUnits,
   NOTIFIER_CGROUP,
   restartUnitwatch,
-  UNITWATCH_CGROUP,
+  STORM_WINDOW_PASSED_MS,
   unitwatchEnv,
+  unitwatchPid,
 } from './lib/setups.js';
 import { summarize } from './lib/stats.js';
 import type {
@@ -45,9 +46,6 @@ const PLAN = QUICK
 const ONE_BY_ONE = { UNITWATCH_STORM_THRESHOLD: '1000', UNITWATCH_MAX_MAILS_PER_HOUR: '100000' };
 /** The storm the CPU bar is about, run again on a daemon that has mailed one before. */
 const WARM_STORM = 200;
-/** Past the default UNITWATCH_STORM_WINDOW (1 min), so a second storm is mailed as a first one is. */
-const STORM_WINDOW_PASSED_MS = 65_000;
-const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -121,32 +119,6 @@ async function showUnits(instance: SystemdInstance, names: readonly string[]): P
   return facts;
 }
 
-async function waitAccounted(
-  accountant: MailAccountant,
-  units: readonly string[],
-  timeoutMs: number,
-  pollMs: number,
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (accountant.missing(units).length === 0) return true;
-    await sleep(pollMs);
-  }
-  return accountant.missing(units).length === 0;
-}
-
-/** The unitwatch node process, by host PID, found in its service's cgroup. */
-function unitwatchPid(cgroups: InstanceCgroups): number | undefined {
-  for (const pid of cgroups.pids(UNITWATCH_CGROUP)) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/cli.js')) return pid;
-    } catch {
-      // gone
-    }
-  }
-  return undefined;
-}
-
 async function readyMs(instance: SystemdInstance): Promise<number> {
   const start = Number(await instance.property('unitwatch.service', 'ExecMainStartTimestampMonotonic'));
   const active = Number(await instance.property('unitwatch.service', 'ActiveEnterTimestampMonotonic'));
@@ -180,7 +152,7 @@ async function latencyScenario(
   for (let i = 0; i < runs; i++) {
     const unit = `bench-fail@lat-${label}-${i}.service`;
     await instance.run(['systemctl', 'start', '--no-block', unit]);
-    const seen = await waitAccounted(ctx.accountant, [unit], 30_000, 5);
+    const seen = await ctx.accountant.waitFor([unit], 30_000, 5);
     const [facts] = await showUnits(instance, [unit]);
     const seenMs = ctx.accountant.firstSeenMs(unit);
     if (!seen || seenMs === undefined || facts === undefined || facts.inactiveEnterMono === 0) {
@@ -221,7 +193,7 @@ async function stormScenario(
   const startedMs = Date.now();
   await instance.run(['systemctl', 'start', '--no-block', ...units]);
   const timeoutMs = 30_000 + size * 90;
-  const complete = await waitAccounted(ctx.accountant, units, timeoutMs, 50);
+  const complete = await ctx.accountant.waitFor(units, timeoutMs, 50);
   const accountedAtMs = Date.now();
   // A quiet tail so the notifier's last work (a template unit exiting, a log line) is counted.
   await sleep(2000);
@@ -390,7 +362,7 @@ async function floodScenario(
   const signalsDuringFlood = signals;
   const cpu1 = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
   const sys1 = systemCpuUs(cgroups);
-  await waitAccounted(ctx.accountant, injected, 30_000, 20);
+  await ctx.accountant.waitFor(injected, 30_000, 20);
   clearInterval(queueSampler);
   counter.disconnect();
   const facts = await showUnits(instance, injected);

@@ -4,22 +4,22 @@
  * every one is in a received mail, stops unitwatch (the profile is written at exit) and prints the
  * samples taken during the storm, grouped by package and by function.
  */
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SmtpSink } from '../test/harness/smtp-sink.js';
 import { repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
 import { startUnitwatch } from '../test/harness/unitwatch-service.js';
 import { MailAccountant } from './lib/accounting.js';
-import { InstanceCgroups, threadTicks } from './lib/cgroup.js';
+import { InstanceCgroups, TICKS_PER_SECOND, threadTicks } from './lib/cgroup.js';
 import { type CpuProfile, summarizeProfile } from './lib/profile-summary.js';
 import {
   installBenchUnitwatch,
   installCommonUnits,
   loadIdleUnits,
   NOTIFIER_CGROUP,
-  UNITWATCH_CGROUP,
+  STORM_WINDOW_PASSED_MS,
   unitwatchEnv,
+  unitwatchPid,
 } from './lib/setups.js';
 
 const UNITS = Number(process.env.BENCH_PROFILE_UNITS ?? 200);
@@ -29,7 +29,6 @@ const PROFILING = process.env.BENCH_PROFILE !== '0';
 const EXTRA_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 /** Units failed (and mailed) before the measured storm, to tell JIT warm-up from steady cost. */
 const WARMUP = Number(process.env.BENCH_PROFILE_WARMUP ?? 0);
-const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const PROFILE_DIR = '/var/lib/unitwatch';
 const HOST_PROFILE_DIR = (pid: number) => `/proc/${pid}/root/var/lib/private/unitwatch`;
 
@@ -64,21 +63,18 @@ async function main(): Promise<void> {
     if (WARMUP > 0) {
       const warmup = Array.from({ length: WARMUP }, (_, i) => `bench-fail@warmup-${i}.service`);
       await instance.run(['systemctl', 'start', '--no-block', ...warmup]);
-      while (accountant.missing(warmup).length > 0) await sleep(50);
-      // Past UNITWATCH_STORM_WINDOW, so the measured storm is mailed as a first storm is.
-      await sleep(65_000);
+      if (!(await accountant.waitFor(warmup, 120_000, 50)))
+        throw new Error('the warm-up storm was not all mailed');
+      await sleep(STORM_WINDOW_PASSED_MS);
     }
     const units = Array.from({ length: UNITS }, (_, i) => `bench-fail@prof-${i}.service`);
-    const pid = cgroups
-      .pids(UNITWATCH_CGROUP)
-      .find((candidate) => readFileSync(`/proc/${candidate}/cmdline`, 'utf8').includes('dist/cli.js'));
+    const pid = unitwatchPid(cgroups);
     if (pid === undefined) throw new Error('unitwatch process not found in its cgroup');
     const threadsBefore = threadTicks(pid);
     const cpuBefore = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
     const stormStartUs = Number(process.hrtime.bigint() / 1000n);
     await instance.run(['systemctl', 'start', '--no-block', ...units]);
-    const deadline = Date.now() + 120_000;
-    while (accountant.missing(units).length > 0 && Date.now() < deadline) await sleep(50);
+    await accountant.waitFor(units, 120_000, 50);
     await sleep(2000);
     const stormEndUs = Number(process.hrtime.bigint() / 1000n);
     const cpuUs = (cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0) - cpuBefore;

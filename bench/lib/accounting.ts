@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReceivedMail } from '../../test/harness/smtp-sink.js';
 
 /** Every failing unit of the bench is an instance of this template, with a name unique to the bench run. */
@@ -54,6 +55,16 @@ export class MailAccountant {
   missing(units: readonly string[]): string[] {
     this.update();
     return units.filter((unit) => !this.#firstSeenMs.has(unit));
+  }
+
+  /** Resolves true once every unit is named in some mail, false if `timeoutMs` passes first. */
+  async waitFor(units: readonly string[], timeoutMs: number, pollMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.missing(units).length === 0) return true;
+      await sleep(pollMs);
+    }
+    return this.missing(units).length === 0;
   }
 
   /** Mails naming at least one of `units`. */

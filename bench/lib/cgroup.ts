@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** Kernel clock ticks per second, the unit of /proc's CPU times. */
+export const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 /**
  * Reads an instance's cgroups from the host. The instance runs in its own subtree of every hierarchy

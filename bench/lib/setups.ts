@@ -2,12 +2,15 @@ import { readFileSync } from 'node:fs';
 import type { SystemdInstance } from '../../test/harness/systemd-instance.js';
 import { repoRoot } from '../../test/harness/systemd-instance.js';
 import { installUnitwatch, startUnitwatch, writeEnvFile } from '../../test/harness/unitwatch-service.js';
+import type { InstanceCgroups } from './cgroup.js';
 
 /** Both notifiers run in this slice, so its cgroup holds exactly the processes a setup costs. */
 export const NOTIFIER_SLICE = 'bench-notifier.slice';
 export const NOTIFIER_CGROUP = 'bench.slice/bench-notifier.slice';
 export const UNITWATCH_CGROUP = `${NOTIFIER_CGROUP}/unitwatch.service`;
 export const MAIL_TO = 'ops@example.org';
+/** Past the default UNITWATCH_STORM_WINDOW (1 min), so a second storm is mailed as a first one is. */
+export const STORM_WINDOW_PASSED_MS = 65_000;
 export const HOSTNAME = 'benchhost';
 
 /** Units both setups share: the slice, the failing template, idle units to load, targets to flip. */
@@ -51,6 +54,18 @@ export function unitwatchEnv(
     env: { UNITWATCH_TO: MAIL_TO, UNITWATCH_SMTP_URL: smtpUrl, UNITWATCH_HOSTNAME: HOSTNAME, ...applied },
     applied,
   };
+}
+
+/** The unitwatch node process, by host PID, found in its service's cgroup. */
+export function unitwatchPid(cgroups: InstanceCgroups): number | undefined {
+  for (const pid of cgroups.pids(UNITWATCH_CGROUP)) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/cli.js')) return pid;
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
 }
 
 export async function installBenchUnitwatch(instance: SystemdInstance, env: Record<string, string>) {
