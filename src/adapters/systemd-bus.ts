@@ -46,12 +46,8 @@ export interface UnitChange {
   readonly subState: string;
 }
 
-export interface ListedUnit {
-  readonly unit: string;
-  readonly objectPath: string;
-  readonly activeState: string;
-  readonly subState: string;
-}
+/** A row of ListUnits carries what a change does, so catch-up treats each row as one. */
+export type ListedUnit = UnitChange;
 
 export interface SystemdBusEvents {
   /** A unit's ActiveState or SubState may have changed. */
@@ -145,16 +141,16 @@ export class SystemdBus {
     bus.on('error', (error: unknown) =>
       this.#lost(error instanceof Error ? error : new Error(String(error))),
     );
-    // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
     const connection = (
       bus as unknown as { _connection?: NodeJS.EventEmitter & { stream?: Partial<Corkable> } }
     )._connection;
+    // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
+    connection?.on('end', () => this.#lost(new Error('the system bus closed the connection')));
     const stream = connection?.stream;
     this.#stream =
       typeof stream?.cork === 'function' && typeof stream.uncork === 'function'
         ? (stream as Corkable)
         : undefined;
-    connection?.on('end', () => this.#lost(new Error('the system bus closed the connection')));
     bus.on('message', (message: dbus.Message) => this.#dispatch(message));
     // Fails fast when the connection cannot be made at all, instead of waiting for a call timeout.
     await this.#call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'GetId');
