@@ -173,11 +173,30 @@ export class Daemon {
     if (watcher === undefined) throw new Error('watcher not built');
     const bus = new SystemdBus({
       onUnitChange: (change: UnitChange) => watcher.handleChange(change),
+      onUnitRemoved: (unit) => watcher.unitRemoved(unit),
+      onSystemdRestarted: () => void this.#recatchUp(),
+      onDroppedSignals: (dropped) =>
+        this.#logger.warn(
+          { sender: dropped.lastSender, member: dropped.lastMember, total: dropped.total },
+          `dropped ${dropped.count} D-Bus signal${dropped.count === 1 ? '' : 's'} not sent by systemd (last from ${dropped.lastSender}); someone on this host is sending forged unit changes`,
+        ),
       onDisconnect: (reason) => this.#onDisconnect(reason),
     });
     this.#bus = bus;
     await bus.start();
     watcher.catchUp(await bus.listUnits());
+  }
+
+  /** systemd re-executed (new unique name): subscribe again and compare, as after a reconnect. */
+  async #recatchUp(): Promise<void> {
+    try {
+      const bus = this.#requireBus();
+      await bus.resubscribe();
+      this.#watcher?.catchUp(await bus.listUnits());
+      this.#logger.info('systemd has a new bus name (re-executed); subscribed again and caught up');
+    } catch (error) {
+      this.#logger.error({ err: error }, 'could not catch up after systemd re-executed');
+    }
   }
 
   #onDisconnect(reason: Error): void {
@@ -205,7 +224,8 @@ export class Daemon {
   #statusLine(): string {
     const watcher = this.#watcher;
     const failed = watcher?.failedUnits().length ?? 0;
-    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, outbox ${this.#outbox?.pending ?? 0}`;
+    const dropped = this.#bus?.droppedSignals ?? 0;
+    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`;
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */

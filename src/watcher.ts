@@ -63,6 +63,20 @@ export interface WatcherDependencies {
   readonly sleep: (ms: number) => Promise<void>;
 }
 
+/**
+ * Whether the facts read back show what the change suggested: a failure (failed, waiting to restart
+ * after a crash, or a non-success result of a unit already restarted) or, for a critical unit, that
+ * it is really down.
+ */
+function confirmsFailure(observed: FailureKind, facts: UnitFacts): boolean {
+  if (observed === 'stopped') return !['active', 'activating', 'reloading'].includes(facts.activeState);
+  return (
+    facts.activeState === 'failed' ||
+    facts.subState === 'auto-restart' ||
+    (facts.result !== '' && facts.result !== 'success')
+  );
+}
+
 /** Failures already reported, so a repeated signal or a re-read does not mail twice. Bounded. */
 const REMEMBERED_FAILURES = 10_000;
 
@@ -159,6 +173,12 @@ export class FailureWatcher {
     await this.#dispatch(this.#policy.drain(this.#deps.now()));
   }
 
+  /** systemd unloaded the unit: its state goes, and so does an incident with nothing left to mail. */
+  unitRemoved(unit: string): void {
+    this.#tracker.forget(unit);
+    if (this.#policy.unitRemoved(unit)) this.#schedule();
+  }
+
   handleChange(change: UnitChange): void {
     const unit = change.unit;
     if (!isWatched(unit, this.#filter)) return;
@@ -169,8 +189,7 @@ export class FailureWatcher {
     } else if (critical && leftActiveCleanly(previous, change)) {
       this.#track(this.#handleFailure('stopped', change, critical));
     } else if (this.#policy.awaitsRecovery(unit) && becameActive(previous, change)) {
-      this.#policy.recovered(unit, this.#deps.now());
-      this.#schedule();
+      this.#track(this.#checkRecovered(change));
     } else if (this.#policy.awaitsRecovery(unit) && finishedRun(previous, change)) {
       this.#track(this.#checkFinishedRun(change));
     }
@@ -221,34 +240,36 @@ export class FailureWatcher {
     void guarded.finally(() => this.#inFlight.delete(guarded));
   }
 
-  async #readFacts(change: UnitChange): Promise<UnitFacts> {
+  /**
+   * What systemd says of the unit now. A signal only says "this unit changed"; every decision is
+   * taken on these facts. Undefined when they cannot be read (no such unit, access denied, bus
+   * error): nothing is mailed on a claim that systemd does not confirm.
+   */
+  async #readFacts(change: UnitChange): Promise<UnitFacts | undefined> {
     const read = () => this.#deps.units.readFacts(change.unit, change.objectPath);
     try {
-      return await read().catch(async () => {
+      const facts = await read().catch(async () => {
         // One more try: a busy bus refuses calls for a moment, and facts are what deduplication needs.
         await this.#deps.sleep(200);
         return read();
       });
+      // systemd answers for an object path it never had with an empty unit: no ActiveState at all.
+      if (facts.activeState === '') throw new Error('systemd has no such unit');
+      return facts;
     } catch (error) {
-      // The unit may already be gone (a transient unit collected at once): mail what the signal said.
       this.#deps.logger.warn(
         { unit: change.unit, err: error },
-        'could not read the failed unit; mailing what the signal said',
+        `${change.unit} changed but its state could not be read back from systemd; nothing decided`,
       );
-      return {
-        unit: change.unit,
-        description: '',
-        activeState: change.activeState,
-        subState: change.subState,
-        result: '',
-        execMainCode: undefined,
-        execMainStatus: undefined,
-        restarts: undefined,
-        invocationId: '',
-        inactiveEnterTimestampUs: 0,
-        fragmentPath: '',
-      };
+      return undefined;
     }
+  }
+
+  async #checkRecovered(change: UnitChange): Promise<void> {
+    const facts = await this.#readFacts(change);
+    if (facts?.activeState !== 'active') return;
+    this.#policy.recovered(change.unit, this.#deps.now());
+    this.#schedule();
   }
 
   async #handleFailure(observed: FailureKind, change: UnitChange, critical: boolean): Promise<void> {
@@ -259,7 +280,15 @@ export class FailureWatcher {
       await this.#deps.sleep(this.#deps.config.journalSettleMs);
     }
     const facts = await this.#readFacts(change);
-    if (observed === 'stopped' && ['active', 'activating', 'reloading'].includes(facts.activeState)) return;
+    if (facts === undefined) return;
+    if (!confirmsFailure(observed, facts)) {
+      // A critical unit passing through inactive on `systemctl restart` is routine, hence debug there.
+      logger[observed === 'stopped' ? 'debug' : 'info'](
+        { unit: change.unit, active: facts.activeState, sub: facts.subState, result: facts.result },
+        `${change.unit} is ${facts.activeState} (${facts.subState}) when read back; no failure to report`,
+      );
+      return;
+    }
     const kind = classifyFailure(observed, facts);
     if (!isNotifiable(kind, facts)) {
       logger.debug({ unit: change.unit, result: facts.result }, 'restart after a clean exit, not a failure');
@@ -303,7 +332,7 @@ export class FailureWatcher {
 
   async #checkFinishedRun(change: UnitChange): Promise<void> {
     const facts = await this.#readFacts(change);
-    if (facts.result !== 'success') return;
+    if (facts === undefined || facts.activeState !== 'inactive' || facts.result !== 'success') return;
     this.#policy.recovered(change.unit, this.#deps.now());
     this.#schedule();
   }

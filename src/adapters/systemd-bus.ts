@@ -1,6 +1,7 @@
 import dbus from 'dbus-next';
 import { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import type { UnitFacts } from '../core/failure.js';
+import { isValidUnitName } from '../core/unit-name.js';
 import { BusCallError } from '../errors/bus-error.js';
 
 const SYSTEMD = 'org.freedesktop.systemd1';
@@ -8,9 +9,16 @@ const MANAGER_PATH = '/org/freedesktop/systemd1';
 const MANAGER = 'org.freedesktop.systemd1.Manager';
 const UNIT = 'org.freedesktop.systemd1.Unit';
 const PROPERTIES = 'org.freedesktop.DBus.Properties';
+const BUS_DRIVER = 'org.freedesktop.DBus';
 
 /** One match rule for every unit, present and future: systemd sends these only to subscribed clients. */
 const UNIT_CHANGES_RULE = `type='signal',sender='${SYSTEMD}',interface='${PROPERTIES}',member='PropertiesChanged',arg0='${UNIT}'`;
+const UNIT_REMOVED_RULE = `type='signal',sender='${SYSTEMD}',interface='${MANAGER}',member='UnitRemoved'`;
+/** dbus restarts and `systemctl daemon-reexec` give systemd a new unique name; this says which. */
+const OWNER_CHANGES_RULE = `type='signal',sender='${BUS_DRIVER}',interface='${BUS_DRIVER}',member='NameOwnerChanged',arg0='${SYSTEMD}'`;
+
+/** A flood of forged signals is summed up in one report per this interval, not one line each. */
+const DROPPED_REPORT_INTERVAL_MS = 10_000;
 
 /** Each unit type that has a `Result` carries it on its own interface. */
 const TYPE_INTERFACES: Readonly<Record<string, string>> = {
@@ -49,9 +57,24 @@ export interface UnitChange {
 /** A row of ListUnits carries what a change does, so catch-up treats each row as one. */
 export type ListedUnit = UnitChange;
 
+export interface DroppedSignals {
+  /** Dropped since the previous report. */
+  readonly count: number;
+  readonly total: number;
+  /** Unique name of the last sender, e.g. `:1.42`. */
+  readonly lastSender: string;
+  readonly lastMember: string;
+}
+
 export interface SystemdBusEvents {
-  /** A unit's ActiveState or SubState may have changed. */
+  /** A unit's ActiveState or SubState may have changed. Only ever from systemd itself. */
   onUnitChange(change: UnitChange): void;
+  /** systemd unloaded the unit (garbage-collected, or gone after daemon-reload). */
+  onUnitRemoved?(unit: string): void;
+  /** systemd has a new unique name (dbus restarted, daemon-reexec): what it knew may have moved on. */
+  onSystemdRestarted?(): void;
+  /** Signals that did not come from systemd were dropped; at most one call per 10 s. */
+  onDroppedSignals?(dropped: DroppedSignals): void;
   /** The connection is gone; no more changes will arrive on this instance. */
   onDisconnect(reason: Error): void;
 }
@@ -74,6 +97,31 @@ export function unitNameFromPath(objectPath: string): string | undefined {
     }
   }
   return Buffer.from(bytes).toString('utf8');
+}
+
+interface PrivateConnection {
+  on(event: 'end', listener: () => void): unknown;
+  stream: Corkable;
+}
+
+/**
+ * dbus-next 0.10.2 (pinned exactly) keeps its connection in `_connection` and does not forward the
+ * socket's end: without it a dropped bus goes unnoticed. Asserted here, at connect, so another
+ * version fails loudly instead of silently turning the detection off.
+ */
+function privateConnection(bus: dbus.MessageBus): PrivateConnection {
+  const connection = (bus as unknown as { _connection?: Partial<PrivateConnection> })._connection;
+  const stream = connection?.stream as Partial<Corkable> | undefined;
+  if (
+    typeof connection?.on !== 'function' ||
+    typeof stream?.cork !== 'function' ||
+    typeof stream.uncork !== 'function'
+  ) {
+    throw new Error(
+      'dbus-next has no _connection with a socket stream: unitwatch needs the dbus-next version pinned in package.json',
+    );
+  }
+  return connection as PrivateConnection;
 }
 
 function unwrap(value: unknown): unknown {
@@ -114,24 +162,50 @@ export class SystemdBus {
   /** Rejecters of calls still waiting, so a lost connection fails them at once. */
   readonly #pendingCalls = new Set<(reason: Error) => void>();
   readonly #callSlots = new ConcurrencyLimit(PARALLEL_CALLS);
+  readonly #now: () => number;
+  /**
+   * The unique name (`:1.N`) that owns org.freedesktop.systemd1. Any local user may send a signal to
+   * our unique name directly, which no match rule filters: a signal from anyone else is dropped.
+   */
+  #systemdOwner: string | undefined;
+  #droppedTotal = 0;
+  #droppedSinceReport = 0;
+  #lastDropReportMs = Number.NEGATIVE_INFINITY;
 
-  constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number } = {}) {
+  constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number; now?: () => number } = {}) {
     this.#events = events;
     this.#callTimeoutMs = options.callTimeoutMs ?? 25_000;
+    this.#now = options.now ?? Date.now;
   }
 
-  /** Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured) and subscribes to every unit. */
+  /** Signals dropped because they did not come from systemd, since start. */
+  get droppedSignals(): number {
+    return this.#droppedTotal;
+  }
+
+  /**
+   * Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured), learns systemd's unique name and
+   * subscribes to every unit. The owner is followed before it is asked, so no change of it is missed.
+   */
   async start(): Promise<void> {
     await this.connect();
-    await this.#call(
-      'org.freedesktop.DBus',
-      '/org/freedesktop/DBus',
-      'org.freedesktop.DBus',
-      'AddMatch',
-      's',
-      [UNIT_CHANGES_RULE],
-    );
+    await this.#addMatch(OWNER_CHANGES_RULE);
+    const [owner] = await this.#call(BUS_DRIVER, '/org/freedesktop/DBus', BUS_DRIVER, 'GetNameOwner', 's', [
+      SYSTEMD,
+    ]);
+    this.#systemdOwner = String(owner);
+    await this.#addMatch(UNIT_CHANGES_RULE);
+    await this.#addMatch(UNIT_REMOVED_RULE);
     await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'Subscribe');
+  }
+
+  /** Subscribing is per client in systemd; a re-executed manager is asked again, to be sure. */
+  async resubscribe(): Promise<void> {
+    await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'Subscribe');
+  }
+
+  async #addMatch(rule: string): Promise<void> {
+    await this.#call(BUS_DRIVER, '/org/freedesktop/DBus', BUS_DRIVER, 'AddMatch', 's', [rule]);
   }
 
   /** Connects without subscribing, for one-shot queries such as `unitwatch check`. */
@@ -141,16 +215,10 @@ export class SystemdBus {
     bus.on('error', (error: unknown) =>
       this.#lost(error instanceof Error ? error : new Error(String(error))),
     );
-    const connection = (
-      bus as unknown as { _connection?: NodeJS.EventEmitter & { stream?: Partial<Corkable> } }
-    )._connection;
+    const connection = privateConnection(bus);
     // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
-    connection?.on('end', () => this.#lost(new Error('the system bus closed the connection')));
-    const stream = connection?.stream;
-    this.#stream =
-      typeof stream?.cork === 'function' && typeof stream.uncork === 'function'
-        ? (stream as Corkable)
-        : undefined;
+    connection.on('end', () => this.#lost(new Error('the system bus closed the connection')));
+    this.#stream = connection.stream;
     bus.on('message', (message: dbus.Message) => this.#dispatch(message));
     // Fails fast when the connection cannot be made at all, instead of waiting for a call timeout.
     await this.#call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'GetId');
@@ -166,12 +234,14 @@ export class SystemdBus {
   async listUnits(): Promise<ListedUnit[]> {
     const reply = await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'ListUnits');
     const rows = (reply[0] ?? []) as unknown[][];
-    return rows.map((row) => ({
-      unit: String(row[0]),
-      activeState: String(row[3]),
-      subState: String(row[4]),
-      objectPath: String(row[6]),
-    }));
+    return rows
+      .map((row) => ({
+        unit: String(row[0]),
+        activeState: String(row[3]),
+        subState: String(row[4]),
+        objectPath: String(row[6]),
+      }))
+      .filter((row) => isValidUnitName(row.unit));
   }
 
   async unitPath(unit: string): Promise<string> {
@@ -223,19 +293,51 @@ export class SystemdBus {
   }
 
   #dispatch(message: dbus.Message): void {
-    if (message.type !== dbus.MessageType.SIGNAL || message.member !== 'PropertiesChanged') return;
+    if (message.type !== dbus.MessageType.SIGNAL) return;
+    const sender = message.sender ?? '';
+    // Only the bus itself can send as org.freedesktop.DBus; its other signals (NameAcquired) are ours.
+    if (sender === BUS_DRIVER) {
+      if (message.member === 'NameOwnerChanged' && message.body?.[0] === SYSTEMD) {
+        // A re-exec shows as two changes, old → '' and '' → new: the second one is the restart.
+        const owner = String(message.body[2] ?? '');
+        this.#systemdOwner = owner === '' ? undefined : owner;
+        if (owner !== '') this.#events.onSystemdRestarted?.();
+      }
+      return;
+    }
+    if (this.#systemdOwner === undefined || sender !== this.#systemdOwner) {
+      this.#dropped(sender, message.member ?? '');
+      return;
+    }
+    if (message.interface === MANAGER && message.member === 'UnitRemoved') {
+      const unit = String(message.body?.[0] ?? '');
+      if (isValidUnitName(unit)) this.#events.onUnitRemoved?.(unit);
+      return;
+    }
+    if (message.member !== 'PropertiesChanged') return;
     if (message.interface !== PROPERTIES || message.body?.[0] !== UNIT) return;
     const changed = (message.body[1] ?? {}) as Record<string, unknown>;
     if (!('ActiveState' in changed) && !('SubState' in changed)) return;
     const objectPath = message.path ?? '';
     const unit = unitNameFromPath(objectPath);
-    if (unit === undefined) return;
+    if (unit === undefined || !isValidUnitName(unit)) return;
     this.#events.onUnitChange({
       unit,
       objectPath,
       activeState: asString(changed.ActiveState),
       subState: asString(changed.SubState),
     });
+  }
+
+  #dropped(sender: string, member: string): void {
+    this.#droppedTotal++;
+    this.#droppedSinceReport++;
+    const now = this.#now();
+    if (now - this.#lastDropReportMs < DROPPED_REPORT_INTERVAL_MS) return;
+    this.#lastDropReportMs = now;
+    const count = this.#droppedSinceReport;
+    this.#droppedSinceReport = 0;
+    this.#events.onDroppedSignals?.({ count, total: this.#droppedTotal, lastSender: sender, lastMember: member });
   }
 
   #lost(reason: Error): void {

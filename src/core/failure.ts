@@ -115,6 +115,10 @@ export class UnitStateTracker {
     return { previous, kind };
   }
 
+  forget(unit: string): void {
+    this.#states.delete(unit);
+  }
+
   get size(): number {
     return this.#states.size;
   }

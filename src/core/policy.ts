@@ -172,6 +172,17 @@ export class NotificationPolicy {
     return this.#sendUnitMail(incident, { unit, latest: event, count: 1, firstAtMs: now }, now);
   }
 
+  /**
+   * systemd unloaded the unit: its incident closes unless a mail about it is still owed (held or in
+   * the digest), which goes out as planned. True when an incident was closed.
+   */
+  unitRemoved(unit: string): boolean {
+    const incident = this.#incidents.get(unit);
+    if (incident === undefined || incident.held !== undefined || incident.inDigest) return false;
+    this.#incidents.delete(unit);
+    return true;
+  }
+
   /** The unit is up again (active, or its next run succeeded). */
   recovered(unit: string, atMs: number): Outgoing[] {
     const incident = this.#incidents.get(unit);
