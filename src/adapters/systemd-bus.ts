@@ -337,7 +337,12 @@ export class SystemdBus {
     this.#lastDropReportMs = now;
     const count = this.#droppedSinceReport;
     this.#droppedSinceReport = 0;
-    this.#events.onDroppedSignals?.({ count, total: this.#droppedTotal, lastSender: sender, lastMember: member });
+    this.#events.onDroppedSignals?.({
+      count,
+      total: this.#droppedTotal,
+      lastSender: sender,
+      lastMember: member,
+    });
   }
 
   #lost(reason: Error): void {
