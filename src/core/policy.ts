@@ -71,7 +71,8 @@ interface Held {
   firstAtMs: number;
 }
 
-interface Incident {
+/** Plain data, so a snapshot survives JSON and a restart resumes exactly where the policy stopped. */
+export interface Incident {
   level: number;
   lastMailMs: number | undefined;
   lastFailureMs: number;
@@ -85,6 +86,28 @@ interface Incident {
   upSinceMs: number | undefined;
   rootId: string | undefined;
   lastId: string | undefined;
+  /** systemd unloaded the unit while a mail about it was still owed: closes once that is sent. */
+  gone?: boolean;
+}
+
+/** One unit's share of the policy's state; absent parts are not held. */
+export interface UnitPolicyState {
+  readonly incident?: Incident;
+  readonly digest?: Held;
+}
+
+/** The policy's state that belongs to no one unit: the storm, the digest's deadline and the hourly cap. */
+export interface GlobalPolicyState {
+  readonly digestDueMs: number | undefined;
+  readonly individualMailTimes: readonly number[];
+  readonly mailTimes: readonly number[];
+  readonly capAnnounced: boolean;
+}
+
+/** What changed since the last call: units whose state is new (null: forgotten) and the global part. */
+export interface PolicyChanges {
+  readonly units: ReadonlyArray<readonly [unit: string, state: UnitPolicyState | null]>;
+  readonly global: GlobalPolicyState | undefined;
 }
 
 const HOUR_MS = 3_600_000;
@@ -98,10 +121,70 @@ export class NotificationPolicy {
   readonly #individualMailTimes: number[] = [];
   readonly #mailTimes: number[] = [];
   #capAnnounced = false;
+  /** Units whose state changed since takeChanges() last ran, and whether the global part did. */
+  readonly #dirty = new Set<string>();
+  #globalDirty = false;
 
   constructor(settings: PolicySettings, newMessageId: () => string) {
     this.#settings = settings;
     this.#newMessageId = newMessageId;
+  }
+
+  /**
+   * Resumes from a saved state (start-up after a stop or a crash). Objects are copied, so the
+   * caller's snapshot is never mutated by later decisions.
+   */
+  restore(units: Iterable<readonly [string, UnitPolicyState]>, global: GlobalPolicyState | undefined): void {
+    for (const [unit, state] of units) {
+      if (state.incident !== undefined) this.#incidents.set(unit, structuredClone(state.incident));
+      if (state.digest !== undefined) this.#digest.set(unit, structuredClone(state.digest));
+    }
+    if (global !== undefined) {
+      this.#digestDueMs = global.digestDueMs;
+      this.#individualMailTimes.push(...global.individualMailTimes);
+      this.#mailTimes.push(...global.mailTimes);
+      this.#capAnnounced = global.capAnnounced;
+    }
+    // A digest restored without its deadline (or the reverse) would never be sent, or sent empty.
+    if (this.#digest.size > 0)
+      this.#digestDueMs ??= Math.min(...[...this.#digest.values()].map((h) => h.firstAtMs));
+  }
+
+  /** The state changed since the last call, for a store that writes only what moved. */
+  takeChanges(): PolicyChanges {
+    const units: Array<readonly [string, UnitPolicyState | null]> = [];
+    for (const unit of this.#dirty) units.push([unit, this.unitState(unit) ?? null]);
+    this.#dirty.clear();
+    const global = this.#globalDirty ? this.globalState() : undefined;
+    this.#globalDirty = false;
+    return { units, global };
+  }
+
+  unitState(unit: string): UnitPolicyState | undefined {
+    const incident = this.#incidents.get(unit);
+    const digest = this.#digest.get(unit);
+    if (incident === undefined && digest === undefined) return undefined;
+    return {
+      ...(incident === undefined ? {} : { incident: structuredClone(incident) }),
+      ...(digest === undefined ? {} : { digest: structuredClone(digest) }),
+    };
+  }
+
+  globalState(): GlobalPolicyState {
+    return {
+      digestDueMs: this.#digestDueMs,
+      individualMailTimes: [...this.#individualMailTimes],
+      mailTimes: [...this.#mailTimes],
+      capAnnounced: this.#capAnnounced,
+    };
+  }
+
+  /** Failures counted but not yet in any mail: held by spacing, or gathered for the digest. */
+  get heldFailures(): number {
+    let held = 0;
+    for (const incident of this.#incidents.values()) held += incident.held?.count ?? 0;
+    for (const entry of this.#digest.values()) held += entry.count;
+    return held;
   }
 
   /** Units with an open incident: failed, held back, or waiting to be seen up again. */
@@ -116,6 +199,8 @@ export class NotificationPolicy {
   failure(event: FailureEvent): Outgoing[] {
     const now = event.atMs;
     const unit = event.facts.unit;
+    this.#dirty.add(unit);
+    this.#globalDirty = true;
     let incident = this.#incidents.get(unit);
     if (incident === undefined) {
       incident = {
@@ -147,6 +232,7 @@ export class NotificationPolicy {
     incident.failures++;
     incident.lastFailureMs = now;
     incident.upSinceMs = undefined;
+    incident.gone = false;
     incident.critical ||= event.critical;
 
     const digestEntry = this.#digest.get(unit);
@@ -178,7 +264,12 @@ export class NotificationPolicy {
    */
   unitRemoved(unit: string): boolean {
     const incident = this.#incidents.get(unit);
-    if (incident === undefined || incident.held !== undefined || incident.inDigest) return false;
+    if (incident === undefined) return false;
+    this.#dirty.add(unit);
+    if (incident.held !== undefined || incident.inDigest) {
+      incident.gone = true;
+      return false;
+    }
     this.#incidents.delete(unit);
     return true;
   }
@@ -187,6 +278,7 @@ export class NotificationPolicy {
   recovered(unit: string, atMs: number): Outgoing[] {
     const incident = this.#incidents.get(unit);
     if (incident === undefined) return [];
+    if (incident.upSinceMs === undefined) this.#dirty.add(unit);
     incident.upSinceMs ??= atMs;
     return [];
   }
@@ -194,18 +286,26 @@ export class NotificationPolicy {
   /** Everything whose time has come: ends of backoff windows, digests, settled recoveries. */
   due(nowMs: number): Outgoing[] {
     const out: Outgoing[] = [];
+    this.#globalDirty = true;
     this.#forgetOldMailTimes(nowMs);
     for (const [unit, incident] of this.#incidents) {
       const held = incident.held;
       if (held !== undefined && incident.lastMailMs !== undefined) {
         if (nowMs >= incident.lastMailMs + this.#spacing(incident.level)) {
+          this.#dirty.add(unit);
           incident.held = undefined;
           out.push(...this.#sendUnitMail(incident, { unit, ...held }, nowMs));
         }
         continue;
       }
       if (incident.inDigest) continue;
+      if (incident.gone === true) {
+        this.#dirty.add(unit);
+        this.#incidents.delete(unit);
+        continue;
+      }
       if (incident.upSinceMs !== undefined && nowMs >= incident.upSinceMs + this.#settings.recoveryGraceMs) {
+        this.#dirty.add(unit);
         this.#incidents.delete(unit);
         if (incident.reported && (this.#settings.recoveryMails || incident.critical)) {
           out.push(this.#recoveryMail(unit, incident, nowMs));
@@ -222,9 +322,11 @@ export class NotificationPolicy {
    */
   drain(nowMs: number): Outgoing[] {
     const out: Outgoing[] = [];
+    this.#globalDirty = true;
     for (const [unit, incident] of this.#incidents) {
       const held = incident.held;
       if (held === undefined) continue;
+      this.#dirty.add(unit);
       incident.held = undefined;
       incident.lastMailMs = nowMs;
       out.push({ type: 'unit', report: { unit, ...held }, thread: this.#nextThread(incident), notes: [] });
@@ -273,6 +375,8 @@ export class NotificationPolicy {
   #addToDigest(unit: string, held: Held): void {
     const incident = this.#incidents.get(unit);
     if (incident !== undefined) incident.inDigest = true;
+    this.#dirty.add(unit);
+    this.#globalDirty = true;
     this.#digest.set(unit, held);
     this.#digestDueMs ??= held.firstAtMs + this.#settings.digestDelayMs;
   }
@@ -332,7 +436,9 @@ export class NotificationPolicy {
     }
     const reports: UnitReport[] = [];
     const messageId = this.#newMessageId();
+    this.#globalDirty = true;
     for (const [unit, held] of this.#digest) {
+      this.#dirty.add(unit);
       reports.push({ unit, ...held });
       const incident = this.#incidents.get(unit);
       if (incident === undefined) continue;
