@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gatherDiagnosis } from './adapters/diagnosis.js';
@@ -8,25 +8,40 @@ import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
 import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
+import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
-import { FailureWatcher, type ReportedStore, type SelfStateStore } from './watcher.js';
+import { FailureWatcher, type SelfStateStore, type StateStore } from './watcher.js';
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 5000, 10_000];
 const STOP_GRACE_MS = 8000;
 
-/** The newest reported keys kept across restarts; older failures are long out of ListUnits anyway. */
-const KEPT_REPORTED_KEYS = 5000;
-
-function fileReportedStore(stateDirectory: string): ReportedStore {
-  const path = join(stateDirectory, 'reported.json');
+/**
+ * The state log, and once the keys that versions before 0.2 kept in `reported.json`: taken over
+ * at the first start, so an upgrade does not mail the failed units of the moment again.
+ */
+function stateStore(stateDirectory: string, logger: Logger): StateStore {
+  const log = new StateLog({ directory: stateDirectory, logger });
+  const legacy = join(stateDirectory, 'reported.json');
   return {
-    async load() {
-      const value = await readJson(path);
-      return Array.isArray(value) ? value.filter((key): key is string => typeof key === 'string') : [];
+    async start() {
+      const entries = await log.start();
+      const keys = await readJson(legacy).catch(() => undefined);
+      if (Array.isArray(keys)) {
+        for (const key of keys) if (typeof key === 'string') log.set(`r:${key}`, 1);
+        await log.flush();
+        await unlink(legacy);
+        logger.info(
+          { file: legacy, keys: keys.length },
+          `took over ${keys.length} reported failures from ${legacy}`,
+        );
+      }
+      return entries;
     },
-    save: (keys) => writeJsonAtomic(path, keys.slice(-KEPT_REPORTED_KEYS)),
+    set: (key, value) => log.set(key, value),
+    delete: (key) => log.delete(key),
+    flush: () => log.flush(),
   };
 }
 
@@ -113,7 +128,8 @@ export class Daemon {
           await mail.send(composed);
         }
       },
-      reported: fileReportedStore(config.stateDirectory),
+      state: stateStore(config.stateDirectory, logger),
+      isQueued: (messageId) => outbox.knownMessageIds().has(messageId),
       selfState: fileSelfStateStore(config.stateDirectory),
       ownUnit,
       now: Date.now,
@@ -225,7 +241,8 @@ export class Daemon {
     const watcher = this.#watcher;
     const failed = watcher?.failedUnits().length ?? 0;
     const dropped = this.#bus?.droppedSignals ?? 0;
-    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`;
+    const problem = watcher?.stateProblem;
+    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}${problem === undefined ? '' : `; ${problem}`}`;
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */

@@ -1,6 +1,5 @@
 import type { Logger } from './adapters/logger.js';
 import type { ListedUnit, UnitChange } from './adapters/systemd-bus.js';
-import { CoalescedSave } from './core/coalesced-save.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import type { Config } from './core/config.js';
 import {
@@ -25,7 +24,12 @@ import {
   type DigestEntry,
 } from './core/message.js';
 import { mayNotifyAboutSelf, type SelfNotificationState } from './core/own-unit.js';
-import { NotificationPolicy, type Outgoing } from './core/policy.js';
+import {
+  type GlobalPolicyState,
+  NotificationPolicy,
+  type Outgoing,
+  type UnitPolicyState,
+} from './core/policy.js';
 
 /** What the watcher needs from systemd; SystemdBus in the daemon, a test double in unit tests. */
 export interface UnitSource {
@@ -37,10 +41,16 @@ export interface SelfStateStore {
   save(state: SelfNotificationState): Promise<void>;
 }
 
-/** Failures already reported, kept across restarts so a restart does not mail them again. */
-export interface ReportedStore {
-  load(): Promise<readonly string[]>;
-  save(keys: readonly string[]): Promise<void>;
+/**
+ * The durable state (StateLog in the daemon): the policy's per-unit (`u:UNIT`) and global (`g`)
+ * state, the failures already reported (`r:KEY`), and mails decided but not yet queued (`o:ID`).
+ */
+export interface StateStore {
+  start(): Promise<ReadonlyMap<string, unknown>>;
+  set(key: string, value: unknown): void;
+  delete(key: string): void;
+  /** Resolves once every change made before the call is on disk; rejects when the disk refuses. */
+  flush(): Promise<void>;
 }
 
 export interface MailMeta {
@@ -55,7 +65,9 @@ export interface WatcherDependencies {
   readonly gather: (unit: string, invocationId: string) => Promise<Diagnosis>;
   /** Hands a composed mail over for delivery; resolves once it is durably queued. */
   readonly deliver: (mail: ComposedMail, meta: MailMeta) => Promise<void>;
-  readonly reported: ReportedStore;
+  readonly state: StateStore;
+  /** Whether a mail with this Message-ID reached the outbox (in this process or before a restart). */
+  readonly isQueued: (messageId: string) => boolean;
   readonly selfState: SelfStateStore;
   readonly ownUnit: string | undefined;
   readonly now: () => number;
@@ -80,12 +92,6 @@ function confirmsFailure(observed: FailureKind, facts: UnitFacts): boolean {
 /** Failures already reported, so a repeated signal or a re-read does not mail twice. Bounded. */
 const REMEMBERED_FAILURES = 10_000;
 
-/**
- * At most one save of the reported keys per this interval: a storm of 200 failures wrote the file
- * some 140 times (with two fsyncs each) when every failure saved it.
- */
-const REPORTED_SAVE_INTERVAL_MS = 250;
-
 /** Diagnoses run at once; a storm queues instead of forking thousands of systemctl processes. */
 const PARALLEL_DIAGNOSES = 8;
 
@@ -106,18 +112,26 @@ export class FailureWatcher {
   #timer: NodeJS.Timeout | undefined;
   #timerDueMs: number | undefined;
   readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
-  readonly #reportedSave: CoalescedSave;
+  /** False when the state directory could not be opened: held failures then live in memory only. */
+  #durable = true;
+  /** Why the last state write failed, until one succeeds again. */
+  #stateProblem: string | undefined;
 
   constructor(deps: WatcherDependencies) {
     this.#deps = deps;
     this.#filter = unitFilter(deps.config);
     this.#policy = new NotificationPolicy(deps.config.policy, deps.newMessageId);
-    this.#reportedSave = new CoalescedSave({
-      save: () => this.#saveReported(),
-      minIntervalMs: REPORTED_SAVE_INTERVAL_MS,
-      now: deps.now,
-      sleep: deps.sleep,
-    });
+  }
+
+  /** Failures counted but in no mail yet (held by spacing, the cap or the digest). */
+  get heldFailures(): number {
+    return this.#policy.heldFailures;
+  }
+
+  /** A sentence for the status line when state cannot be written, else undefined. */
+  get stateProblem(): string | undefined {
+    if (!this.#durable) return 'state directory unusable: held failures kept in memory only';
+    return this.#stateProblem === undefined ? undefined : `state not saved (${this.#stateProblem})`;
   }
 
   get watchedUnits(): number {
@@ -132,9 +146,56 @@ export class FailureWatcher {
     return this.#tracker.failedUnits();
   }
 
-  /** Loads the failures reported before a restart; call once before catchUp. */
+  /**
+   * Resumes where the last process stopped, gracefully or not: the policy's incidents, held counts,
+   * digest, cap and threads, the failures already reported, and the mails that were decided but had
+   * not reached the outbox (queued now). Call once, after the outbox started and before catchUp.
+   */
   async start(): Promise<void> {
-    for (const key of await this.#deps.reported.load()) this.#reported.add(key);
+    const { logger, state } = this.#deps;
+    let entries: ReadonlyMap<string, unknown>;
+    try {
+      entries = await state.start();
+    } catch (error) {
+      this.#durable = false;
+      logger.error(
+        { err: error, directory: this.#deps.config.stateDirectory },
+        'cannot open the state in the state directory; failures held back by the rate limit are kept in memory only and mailed at stop',
+      );
+      return;
+    }
+    const units: Array<[string, UnitPolicyState]> = [];
+    let global: GlobalPolicyState | undefined;
+    const undecided: Outgoing[] = [];
+    for (const [key, value] of entries) {
+      if (typeof value !== 'object' && key.startsWith('r:')) this.#reported.add(key.slice(2));
+      if (typeof value !== 'object' || value === null) continue;
+      if (key.startsWith('u:')) units.push([key.slice(2), value as UnitPolicyState]);
+      else if (key === 'g') global = value as GlobalPolicyState;
+      else if (key.startsWith('o:')) undecided.push(value as Outgoing);
+    }
+    this.#policy.restore(units, global);
+    let requeued = 0;
+    for (const item of undecided) {
+      if (this.#deps.isQueued(item.thread.messageId)) {
+        state.delete(`o:${item.thread.messageId}`);
+        continue;
+      }
+      requeued++;
+      this.#track(this.#send(item));
+    }
+    this.#schedule();
+    if (units.length > 0 || requeued > 0) {
+      logger.info(
+        {
+          incidents: this.#policy.openIncidents,
+          held: this.#policy.heldFailures,
+          requeued,
+          reported: this.#reported.size,
+        },
+        `resumed ${this.#policy.openIncidents} open incident${this.#policy.openIncidents === 1 ? '' : 's'} with ${this.#policy.heldFailures} failure${this.#policy.heldFailures === 1 ? '' : 's'} held back${requeued > 0 ? `; queueing ${requeued} mail${requeued === 1 ? '' : 's'} decided before the stop` : ''}`,
+      );
+    }
   }
 
   /**
@@ -164,19 +225,48 @@ export class FailureWatcher {
         this.#track(this.#handleFailure('stopped', unit, true));
       }
     }
+    this.#catchUpIncidents(units);
   }
 
-  /** Sends everything the policy holds back, so a stop loses no count; the outbox keeps it for the next start. */
+  /**
+   * What happened to open incidents while nobody listened (stopped, restarting, bus down): a unit
+   * active again, or whose last run succeeded, gets its recovery; a unit systemd no longer has
+   * closes its incident.
+   */
+  #catchUpIncidents(units: readonly ListedUnit[]): void {
+    const listed = new Map(units.map((unit) => [unit.unit, unit]));
+    for (const unit of this.#policy.incidentUnits()) {
+      const row = listed.get(unit);
+      if (row === undefined) this.unitRemoved(unit);
+      else if (!this.#policy.awaitsRecovery(unit)) continue;
+      else if (row.activeState === 'active') this.#track(this.#checkRecovered(row));
+      else if (row.activeState === 'inactive') this.#track(this.#checkFinishedRun(row));
+    }
+  }
+
+  /**
+   * Finishes the work under way and makes sure the policy's state is on disk: what it holds back is
+   * resumed by the next start, spacing, digest and cap included. Only when the state cannot be
+   * written is everything held sent now instead, so that a stop still loses no count.
+   */
   async drain(): Promise<void> {
     this.stop();
     await this.settle();
-    await this.#dispatch(this.#policy.drain(this.#deps.now()));
+    if (this.#durable) await this.#commit([]);
+    if (!this.#durable || this.#stateProblem !== undefined) {
+      const outgoing = this.#policy.drain(this.#deps.now());
+      await this.#commit(outgoing);
+      await this.#dispatch(outgoing);
+    }
   }
 
   /** systemd unloaded the unit: its state goes, and so does an incident with nothing left to mail. */
   unitRemoved(unit: string): void {
     this.#tracker.forget(unit);
-    if (this.#policy.unitRemoved(unit)) this.#schedule();
+    if (this.#policy.unitRemoved(unit)) {
+      this.#schedule();
+      this.#track(this.#commit([]));
+    }
   }
 
   handleChange(change: UnitChange): void {
@@ -198,7 +288,6 @@ export class FailureWatcher {
   /** Resolves when every mail owed so far has been handed to the transport (held-back ones excepted). */
   async settle(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
-    await this.#reportedSave.idle();
   }
 
   stop(): void {
@@ -222,14 +311,14 @@ export class FailureWatcher {
     }
     await selfState.save({ restartsSeen: restarts, lastMailMs: now() });
     const result = facts.result === 'success' || facts.result === '' ? 'restarted' : facts.result;
-    await this.#dispatch(
-      this.#policy.failure({
-        kind: 'crash-restart',
-        facts: { ...facts, result },
-        atMs: now(),
-        critical: false,
-      }),
-    );
+    const outgoing = this.#policy.failure({
+      kind: 'crash-restart',
+      facts: { ...facts, result },
+      atMs: now(),
+      critical: false,
+    });
+    await this.#commit(outgoing);
+    await this.#dispatch(outgoing);
   }
 
   #track(work: Promise<void>): void {
@@ -270,6 +359,7 @@ export class FailureWatcher {
     if (facts?.activeState !== 'active') return;
     this.#policy.recovered(change.unit, this.#deps.now());
     this.#schedule();
+    await this.#commit([]);
   }
 
   async #handleFailure(observed: FailureKind, change: UnitChange, critical: boolean): Promise<void> {
@@ -296,8 +386,8 @@ export class FailureWatcher {
     }
     const key = failureKey(kind, facts);
     if (this.#reported.has(key)) return;
-    this.#remember(key);
-    void this.#reportedSave.request();
+    // In memory at once, so a second signal for it is ignored; on disk with the policy's state below.
+    this.#reported.add(key);
     const messages: Record<FailureKind, string> = {
       failed: 'unit failed',
       'crash-restart': 'unit crashed and is being restarted',
@@ -324,10 +414,46 @@ export class FailureWatcher {
       await this.#deps.selfState.save({ restartsSeen: state?.restartsSeen ?? 0, lastMailMs: now() });
     }
     const outgoing = this.#policy.failure({ kind, facts, atMs, critical });
+    this.#rememberDurably(key);
+    // From here the failure is in the policy's state or in a mail being made, on disk once committed.
+    const committed = this.#commit(outgoing);
     // One line per failure, with what becomes of its mail: a storm logs each unit once, not twice.
     log(outgoing.length === 0 ? 'held back by the rate limit; counted in a later mail' : 'due now');
     this.#schedule();
+    await committed;
     await this.#dispatch(outgoing);
+  }
+
+  /**
+   * Writes the policy's changes, the reported keys and the mails just decided (until each reaches
+   * the outbox) in one batch. Everything is staged synchronously, before the first await, so no
+   * other handler's flush can carry a reported key without the state that accounts for it.
+   */
+  async #commit(outgoing: readonly Outgoing[]): Promise<void> {
+    if (!this.#durable) return;
+    const { state, logger } = this.#deps;
+    const changes = this.#policy.takeChanges();
+    for (const [unit, unitState] of changes.units) {
+      if (unitState === null) state.delete(`u:${unit}`);
+      else state.set(`u:${unit}`, unitState);
+    }
+    if (changes.global !== undefined) state.set('g', changes.global);
+    for (const item of outgoing) state.set(`o:${item.thread.messageId}`, item);
+    try {
+      await state.flush();
+      if (this.#stateProblem !== undefined) {
+        logger.warn({ directory: this.#deps.config.stateDirectory }, 'state is saved again');
+        this.#stateProblem = undefined;
+      }
+    } catch (error) {
+      if (this.#stateProblem === undefined) {
+        logger.error(
+          { err: error, directory: this.#deps.config.stateDirectory },
+          'cannot save the state; it is kept in memory and saved when the disk allows, and held failures are mailed at stop',
+        );
+      }
+      this.#stateProblem = (error as NodeJS.ErrnoException).code ?? String(error);
+    }
   }
 
   async #checkFinishedRun(change: UnitChange): Promise<void> {
@@ -335,6 +461,7 @@ export class FailureWatcher {
     if (facts === undefined || facts.activeState !== 'inactive' || facts.result !== 'success') return;
     this.#policy.recovered(change.unit, this.#deps.now());
     this.#schedule();
+    await this.#commit([]);
   }
 
   /** One timer for the policy's next deadline; none when nothing waits, so idle means no wake-ups. */
@@ -353,7 +480,7 @@ export class FailureWatcher {
         this.#timerDueMs = undefined;
         const outgoing = this.#policy.due(this.#deps.now());
         this.#schedule();
-        this.#track(this.#dispatch(outgoing));
+        this.#track(this.#commit(outgoing).then(() => this.#dispatch(outgoing)));
       },
       Math.max(0, due - this.#deps.now()),
     );
@@ -401,7 +528,7 @@ export class FailureWatcher {
       mail = composeRecoveryMail(item, base);
       units = [item.unit];
     }
-    await this.#deliver(mail, units);
+    if (await this.#deliver(mail, units)) this.#deps.state.delete(`o:${item.thread.messageId}`);
     if (item.type !== 'recovery' && item.notes.length > 0) {
       logger.warn(
         { limit: config.policy.maxMailsPerHour },
@@ -421,38 +548,35 @@ export class FailureWatcher {
     });
   }
 
-  async #deliver(mail: ComposedMail, units: readonly string[]): Promise<void> {
+  /** True once the mail is durably queued; false leaves it in the state for the next start. */
+  async #deliver(mail: ComposedMail, units: readonly string[]): Promise<boolean> {
     const meta = {
       unit: units.length === 1 ? (units[0] ?? '') : `${units.length} units`,
       event: mail.headers['X-Unitwatch-Event'] ?? '',
     };
-    // A queued mail whose failure is not yet saved as reported would be mailed again after a kill -9:
-    // the restarted daemon's catch-up would take the still-failed unit for news.
-    await this.#reportedSave.idle();
     try {
       await this.#deps.deliver(mail, meta);
       this.#deps.logger.debug({ ...meta, messageId: mail.messageId }, `notification queued: ${mail.subject}`);
-    } catch (error) {
-      this.#deps.logger.error({ ...meta, err: error }, `notification NOT queued: ${mail.subject}`);
-    }
-  }
-
-  async #saveReported(): Promise<void> {
-    try {
-      await this.#deps.reported.save([...this.#reported]);
+      return true;
     } catch (error) {
       this.#deps.logger.error(
-        { err: error },
-        'could not save the reported failures; a restart may mail them again',
+        { ...meta, err: error },
+        `notification NOT queued: ${mail.subject}; it stays in the state and is queued at the next start`,
       );
+      return false;
     }
   }
 
-  #remember(key: string): void {
-    this.#reported.add(key);
+  /** Stages the key with the state change it belongs to; the oldest key goes beyond the bound. */
+  #rememberDurably(key: string): void {
+    if (!this.#durable) return;
+    this.#deps.state.set(`r:${key}`, 1);
     if (this.#reported.size > REMEMBERED_FAILURES) {
       const oldest = this.#reported.values().next().value;
-      if (oldest !== undefined) this.#reported.delete(oldest);
+      if (oldest !== undefined) {
+        this.#reported.delete(oldest);
+        this.#deps.state.delete(`r:${oldest}`);
+      }
     }
   }
 }

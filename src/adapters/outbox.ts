@@ -131,6 +131,8 @@ export class Outbox {
   #pausedUntilMs = 0;
   #cancelWake: (() => void) | undefined;
   #rejectedFiles: Promise<void> = Promise.resolve();
+  /** Message-IDs found at start or enqueued since, kept after delivery: a restart reconciles with it. */
+  readonly #knownMessageIds = new Set<string>();
 
   constructor(options: OutboxOptions) {
     this.#directory = options.directory;
@@ -152,6 +154,14 @@ export class Outbox {
   /** Messages the server refused for good (5xx), kept on disk. */
   get rejected(): number {
     return this.#rejected.length;
+  }
+
+  /**
+   * Message-IDs of every entry found at start() or enqueued since, delivered or not: whether a mail
+   * decided before a crash reached the outbox, even if it went out right after this start.
+   */
+  knownMessageIds(): ReadonlySet<string> {
+    return this.#knownMessageIds;
   }
 
   /** One line per rejected message not yet reported in a delivered mail, oldest first. */
@@ -179,6 +189,7 @@ export class Outbox {
         changedDirectory = true;
         continue;
       }
+      this.#knownMessageIds.add(entry.mail.messageId);
       if (entry.rejected !== undefined) {
         this.#addRejected(name, entry);
         continue;
@@ -226,6 +237,7 @@ export class Outbox {
     };
     if (!this.#started) await this.#ensureDirectory();
     await writeJsonAtomic(join(this.#directory, name), entry);
+    this.#knownMessageIds.add(mail.messageId);
     // Indexed even before start() or during its directory scan; the scan's copy of it is a no-op.
     insertSorted(this.#pending, { name, nextAttemptMs: 0, deferredAtSuccess: this.#successes });
     this.#pump();

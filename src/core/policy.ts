@@ -192,6 +192,11 @@ export class NotificationPolicy {
     return this.#incidents.size;
   }
 
+  /** Units with an open incident. */
+  incidentUnits(): string[] {
+    return [...this.#incidents.keys()];
+  }
+
   awaitsRecovery(unit: string): boolean {
     return this.#incidents.get(unit)?.reported === true;
   }
