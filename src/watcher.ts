@@ -276,6 +276,11 @@ export class FailureWatcher {
     const critical = isCritical(unit, this.#filter);
     if (kind !== undefined) {
       this.#track(this.#handleFailure(kind, change, critical));
+    } else if (change.activeState === 'failed' && previous?.activeState === 'failed') {
+      // systemd merges the changes of one unit made in one loop iteration into one signal: a unit
+      // started again and failed at once shows failed → failed. Its facts tell by the invocation id;
+      // a repeated signal for the same invocation is known by its key and mailed once.
+      this.#track(this.#handleFailure('failed', change, critical));
     } else if (critical && leftActiveCleanly(previous, change)) {
       this.#track(this.#handleFailure('stopped', change, critical));
     } else if (this.#policy.awaitsRecovery(unit) && becameActive(previous, change)) {
@@ -528,7 +533,13 @@ export class FailureWatcher {
       mail = composeRecoveryMail(item, base);
       units = [item.unit];
     }
-    if (await this.#deliver(mail, units)) this.#deps.state.delete(`o:${item.thread.messageId}`);
+    if (await this.#deliver(mail, units)) {
+      // At once, not with the next change: a start that finds the entry and no outbox file (sent and
+      // deleted meanwhile) queues it again. The window left is this one write, against an SMTP round
+      // trip; a crash in it means a duplicate, never a loss.
+      this.#deps.state.delete(`o:${item.thread.messageId}`);
+      await this.#commit([]);
+    }
     if (item.type !== 'recovery' && item.notes.length > 0) {
       logger.warn(
         { limit: config.policy.maxMailsPerHour },

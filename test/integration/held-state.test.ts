@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
+import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
+
+const skip = integrationSkipReason();
+const WAIT_MS = 40_000;
+
+/** The units a mail names: a unit mail's header, or each `● unit:` line of a digest. */
+function unitsNamedIn(mail: ReceivedMail): string[] {
+  const header = mail.parsed.headers.get('x-unitwatch-unit');
+  if (typeof header === 'string') return [header];
+  return [...(mail.parsed.text ?? '').matchAll(/^● ([^\s:]+):/gm)].map((match) => match[1] ?? '');
+}
+
+function failureMails(smtp: SmtpSink): ReceivedMail[] {
+  return smtp.mails.filter((mail) => mail.parsed.headers.get('x-unitwatch-event') !== 'recovery');
+}
+
+async function killAndWaitForRestart(instance: SystemdInstance): Promise<void> {
+  const before = await instance.property('unitwatch.service', 'MainPID');
+  await instance.systemctl('kill', '--signal=KILL', 'unitwatch.service');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const pid = await instance.property('unitwatch.service', 'MainPID');
+    const state = await instance.property('unitwatch.service', 'ActiveState');
+    if (state === 'active' && pid !== before && pid !== '0') return;
+    if (Date.now() > deadline) throw new Error(`unitwatch not running again after kill -9: ${state}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function heldLines(instance: SystemdInstance): Promise<number> {
+  const log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+  return log.split('\n').filter((line) => line.includes('held back')).length;
+}
+
+async function waitForHeld(instance: SystemdInstance, count: number): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while ((await heldLines(instance)) < count) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} failures held back`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Issue 11: what the policy holds back (a digest being gathered, a repeat waiting out its spacing,
+ * mails beyond the hourly cap) survives a kill -9: the restarted daemon names each failure once.
+ */
+describe.skipIf(skip !== undefined)('held failures across a kill -9 in a real systemd', () => {
+  let instance: SystemdInstance;
+  const smtp = new SmtpSink();
+
+  async function fail(unit: string): Promise<void> {
+    await instance.run(['systemd-run', '--quiet', `--unit=${unit}`, '/bin/sh', '-c', `echo ${unit}; exit 1`]);
+  }
+
+  beforeAll(async () => {
+    instance = await bootWithUnitwatch(smtp, {
+      env: {
+        UNITWATCH_HOSTNAME: 'heldhost',
+        UNITWATCH_STORM_THRESHOLD: '2',
+        UNITWATCH_STORM_WINDOW: '5min',
+        UNITWATCH_DIGEST_DELAY: '8s',
+        UNITWATCH_REPEAT_INTERVALS: '10s',
+        UNITWATCH_RECOVERY_GRACE: '1s',
+        UNITWATCH_LOG_LEVEL: 'debug',
+        // Critical, so that the storm the first test leaves behind does not put it into a digest.
+        UNITWATCH_CRITICAL: 'flappy.service',
+      },
+      prepare: async (booted) => {
+        await booted.writeFile(
+          '/etc/systemd/system/flappy.service',
+          "[Service]\nExecStart=/bin/sh -c 'test ! -e /run/flappy-fails || exit 4; exec sleep infinity'\n",
+        );
+        // A unit file, not a transient unit: a failed transient unit is unloaded by reset-failed.
+        await booted.writeFile(
+          '/etc/systemd/system/loop.service',
+          "[Service]\nExecStart=/bin/sh -c 'exit 1'\n",
+        );
+        await booted.systemctl('daemon-reload');
+      },
+    });
+  });
+
+  afterAll(() => shutDown(instance, smtp));
+
+  it('sends the digest and the held repeat it was gathering, each failure named once', {
+    timeout: 120_000,
+  }, async () => {
+    // The first failure of each of two units goes out at once, which reaches the storm threshold.
+    await instance.exec(['systemctl', 'start', 'loop.service']);
+    await smtp.waitForMailAbout('loop.service', WAIT_MS);
+    await fail('other.service');
+    await smtp.waitForMailAbout('other.service', WAIT_MS);
+    // Repeats of loop.service wait out its 10 s spacing; eight more units wait for the digest.
+    await instance.exec(['systemctl', 'start', 'loop.service']);
+    await instance.exec(['systemctl', 'start', 'loop.service']);
+    const storm = Array.from({ length: 8 }, (_, i) => `storm${i + 1}.service`);
+    for (const unit of storm) await fail(unit);
+    await waitForHeld(instance, 10);
+
+    await killAndWaitForRestart(instance);
+
+    await smtp.waitFor(
+      () => smtp.mails.some((mail) => mail.parsed.headers.get('x-unitwatch-event') === 'digest'),
+      WAIT_MS,
+      'the digest after the restart',
+    );
+    await smtp.waitFor(() => smtp.mailsAbout('loop.service').length >= 2, WAIT_MS, 'the held repeat');
+    const named = failureMails(smtp).flatMap(unitsNamedIn);
+    for (const unit of [...storm, 'other.service']) expect(named.filter((n) => n === unit)).toHaveLength(1);
+    const [first, repeat, ...more] = smtp.mailsAbout('loop.service');
+    expect(more).toEqual([]);
+    expect(first?.parsed.headers.get('x-unitwatch-failures')).toBe('1');
+    expect(repeat?.parsed.headers.get('x-unitwatch-failures')).toBe('2');
+    // The repeat continues the thread the first mail opened before the crash.
+    expect(repeat?.parsed.inReplyTo).toBe(first?.parsed.messageId);
+    const log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+    expect(log).toMatch(/resumed \d+ open incidents? with 10 failures held back/);
+  });
+
+  it('mails the recovery of an incident opened before a kill -9 in that incident’s thread', {
+    timeout: 90_000,
+  }, async () => {
+    await instance.run(['touch', '/run/flappy-fails']);
+    await instance.exec(['systemctl', 'start', 'flappy.service']);
+    await smtp.waitForMailAbout('flappy.service', WAIT_MS);
+    await killAndWaitForRestart(instance);
+    await instance.run(['rm', '/run/flappy-fails']);
+    await instance.systemctl('start', 'flappy.service');
+    await smtp.waitFor(
+      () =>
+        smtp
+          .mailsAbout('flappy.service')
+          .some((m) => m.parsed.headers.get('x-unitwatch-event') === 'recovery'),
+      WAIT_MS,
+      'the recovery of flappy.service',
+    );
+    const [failure, recovery] = smtp.mailsAbout('flappy.service');
+    expect(recovery?.parsed.headers.get('x-unitwatch-event')).toBe('recovery');
+    expect(recovery?.parsed.inReplyTo).toBe(failure?.parsed.messageId);
+  });
+});
+
+describe.skipIf(skip !== undefined)('failures held by the hourly cap across a kill -9', () => {
+  let instance: SystemdInstance;
+  const smtp = new SmtpSink();
+
+  beforeAll(async () => {
+    instance = await bootWithUnitwatch(smtp, {
+      env: {
+        UNITWATCH_HOSTNAME: 'caphost',
+        UNITWATCH_MAX_MAILS_PER_HOUR: '2',
+        UNITWATCH_STORM_THRESHOLD: '100',
+      },
+    });
+  });
+
+  afterAll(() => shutDown(instance, smtp));
+
+  it('keeps the failures beyond the cap held, counted and due, through the restart', {
+    timeout: 90_000,
+  }, async () => {
+    for (const unit of ['cap1.service', 'cap2.service']) {
+      await instance.run(['systemd-run', '--quiet', `--unit=${unit}`, '/bin/false']);
+      await smtp.waitForMailAbout(unit, WAIT_MS);
+    }
+    for (const unit of ['over1.service', 'over2.service', 'over3.service']) {
+      await instance.run(['systemd-run', '--quiet', `--unit=${unit}`, '/bin/false']);
+    }
+    await waitForHeld(instance, 3);
+    await killAndWaitForRestart(instance);
+    const deadline = Date.now() + WAIT_MS;
+    let log = '';
+    while (!/resumed \d+ open incidents? with 3 failures held back/.test(log)) {
+      if (Date.now() > deadline) throw new Error(`no resume line in:\n${log}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+    }
+    // The catch-up after the restart found the three still failed and did not count them again.
+    const after = log.slice(log.lastIndexOf('resumed'));
+    expect(after).not.toMatch(/over\d\.service.*(due now|held back)/);
+    expect(smtp.mails).toHaveLength(2);
+  });
+});
