@@ -12,8 +12,13 @@ export interface PolicySettings {
   /** Individual first-failure mails allowed within `stormWindowMs`; beyond that, failures go into a digest. */
   readonly stormThreshold: number;
   readonly stormWindowMs: number;
-  /** How long a digest collects before it is sent. */
+  /** How long a digest collects at most before it is sent. */
   readonly digestDelayMs: number;
+  /**
+   * A digest goes out this long after the last failure it gathered, if that is sooner: a storm
+   * that is over is mailed at once, not after the whole delay. Undefined waits the whole delay.
+   */
+  readonly digestQuietMs?: number;
   readonly maxMailsPerHour: number;
   readonly recoveryMails: boolean;
   /** A unit must stay up this long before its recovery is announced (a crash loop is not a recovery). */
@@ -99,6 +104,9 @@ export interface UnitPolicyState {
 /** The policy's state that belongs to no one unit: the storm, the digest's deadline and the hourly cap. */
 export interface GlobalPolicyState {
   readonly digestDueMs: number | undefined;
+  /** When the digest being gathered got its first unit, and the earliest the hourly cap allows it. */
+  readonly digestStartMs?: number | undefined;
+  readonly digestNotBeforeMs?: number | undefined;
   readonly individualMailTimes: readonly number[];
   readonly mailTimes: readonly number[];
   readonly capAnnounced: boolean;
@@ -118,6 +126,8 @@ export class NotificationPolicy {
   readonly #incidents = new Map<string, Incident>();
   readonly #digest = new Map<string, Held>();
   #digestDueMs: number | undefined;
+  #digestStartMs: number | undefined;
+  #digestNotBeforeMs: number | undefined;
   readonly #individualMailTimes: number[] = [];
   readonly #mailTimes: number[] = [];
   #capAnnounced = false;
@@ -141,6 +151,8 @@ export class NotificationPolicy {
     }
     if (global !== undefined) {
       this.#digestDueMs = global.digestDueMs;
+      this.#digestStartMs = global.digestStartMs;
+      this.#digestNotBeforeMs = global.digestNotBeforeMs;
       this.#individualMailTimes.push(...global.individualMailTimes);
       this.#mailTimes.push(...global.mailTimes);
       this.#capAnnounced = global.capAnnounced;
@@ -173,6 +185,8 @@ export class NotificationPolicy {
   globalState(): GlobalPolicyState {
     return {
       digestDueMs: this.#digestDueMs,
+      digestStartMs: this.#digestStartMs,
+      digestNotBeforeMs: this.#digestNotBeforeMs,
       individualMailTimes: [...this.#individualMailTimes],
       mailTimes: [...this.#mailTimes],
       capAnnounced: this.#capAnnounced,
@@ -243,6 +257,7 @@ export class NotificationPolicy {
     const digestEntry = this.#digest.get(unit);
     if (digestEntry !== undefined) {
       hold(digestEntry, event);
+      this.#setDigestDue(now);
       return [];
     }
     if (incident.held !== undefined) {
@@ -256,7 +271,7 @@ export class NotificationPolicy {
     const isFirstOfIncident = incident.lastMailMs === undefined;
     // A critical unit is never kept waiting for a digest.
     if (isFirstOfIncident && !event.critical && this.#stormInProgress(now)) {
-      this.#addToDigest(unit, { count: 1, latest: event, firstAtMs: now });
+      this.#addToDigest(unit, { count: 1, latest: event, firstAtMs: now }, now);
       return [];
     }
     if (isFirstOfIncident) this.#individualMailTimes.push(now);
@@ -377,13 +392,23 @@ export class NotificationPolicy {
     return this.#digest.size > 0 || this.#individualMailTimes.length >= this.#settings.stormThreshold;
   }
 
-  #addToDigest(unit: string, held: Held): void {
+  #addToDigest(unit: string, held: Held, now: number): void {
     const incident = this.#incidents.get(unit);
     if (incident !== undefined) incident.inDigest = true;
     this.#dirty.add(unit);
     this.#globalDirty = true;
     this.#digest.set(unit, held);
-    this.#digestDueMs ??= held.firstAtMs + this.#settings.digestDelayMs;
+    this.#digestStartMs ??= now;
+    this.#setDigestDue(now);
+  }
+
+  /** The digest's deadline: the whole delay from its start, or sooner once failures stop coming. */
+  #setDigestDue(now: number): void {
+    const start = this.#digestStartMs ?? now;
+    const byDelay = start + this.#settings.digestDelayMs;
+    const quiet = this.#settings.digestQuietMs;
+    const due = quiet === undefined ? byDelay : Math.min(byDelay, now + quiet);
+    this.#digestDueMs = Math.max(this.#digestNotBeforeMs ?? due, due);
   }
 
   #forgetOldMailTimes(now: number): void {
@@ -414,12 +439,12 @@ export class NotificationPolicy {
   #sendUnitMail(incident: Incident, report: UnitReport, now: number): Outgoing[] {
     const slot = this.#takeMailSlot(now);
     if (!slot.ok) {
-      this.#addToDigest(report.unit, {
-        count: report.count,
-        latest: report.latest,
-        firstAtMs: report.firstAtMs,
-      });
-      this.#digestDueMs = Math.max(this.#digestDueMs ?? 0, slot.freeAtMs);
+      this.#digestNotBeforeMs = Math.max(this.#digestNotBeforeMs ?? 0, slot.freeAtMs);
+      this.#addToDigest(
+        report.unit,
+        { count: report.count, latest: report.latest, firstAtMs: report.firstAtMs },
+        now,
+      );
       return [];
     }
     const thread = this.#nextThread(incident);
@@ -436,9 +461,13 @@ export class NotificationPolicy {
     }
     const slot = this.#takeMailSlot(now);
     if (!slot.ok) {
+      this.#digestNotBeforeMs = slot.freeAtMs;
       this.#digestDueMs = slot.freeAtMs;
       return [];
     }
+    this.#digestStartMs = undefined;
+    this.#digestNotBeforeMs = undefined;
+    if (this.#digest.size === 1) return this.#flushDigestOfOne(slot.notes, now);
     const reports: UnitReport[] = [];
     const messageId = this.#newMessageId();
     this.#globalDirty = true;
@@ -465,6 +494,24 @@ export class NotificationPolicy {
         notes: slot.notes,
       },
     ];
+  }
+
+  /** A digest of one unit is that unit's own mail, with its name in the Subject and its thread. */
+  #flushDigestOfOne(notes: readonly string[], now: number): Outgoing[] {
+    const [entry] = this.#digest;
+    this.#digest.clear();
+    this.#digestDueMs = undefined;
+    if (entry === undefined) return [];
+    const [unit, held] = entry;
+    this.#dirty.add(unit);
+    const incident = this.#incidents.get(unit);
+    if (incident === undefined) return [];
+    incident.inDigest = false;
+    const thread = this.#nextThread(incident);
+    incident.level = incident.lastMailMs === undefined ? 0 : incident.level + 1;
+    incident.lastMailMs = now;
+    incident.reported = true;
+    return [{ type: 'unit', report: { unit, ...held }, thread, notes }];
   }
 
   #recoveryMail(unit: string, incident: Incident, now: number): Outgoing {

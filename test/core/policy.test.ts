@@ -727,13 +727,13 @@ describe('NotificationPolicy: drain', () => {
     expect(sim.policy.nextDueMs()).toBeUndefined();
   });
 
-  it('sends the digest held back by the cap at once', () => {
+  it('sends the digest held back by the cap at once, as the unit’s own mail when it names one unit', () => {
     const sim = new Simulation({ maxMailsPerHour: 2, stormThreshold: 100 });
     sim.fail('a.service', 0);
     sim.fail('b.service', MINUTE);
     sim.fail('c.service', 2 * MINUTE);
-    const digest = only(sim.drain(3 * MINUTE));
-    expect(digest.type === 'digest' && digest.reports.map((report) => report.unit)).toEqual(['c.service']);
+    const mail = only(sim.drain(3 * MINUTE));
+    expect(mail.type === 'unit' && mail.report.unit).toBe('c.service');
     expect(sim.countedFailures()).toBe(3);
   });
 
@@ -745,13 +745,16 @@ describe('NotificationPolicy: drain', () => {
 });
 
 /** Many units failing, relapsing and recovering for 12 hours; restarted every `restartEvery` events. */
-function mixedDay(restartEvery = Number.POSITIVE_INFINITY): Simulation {
+function mixedDay(
+  restartEvery = Number.POSITIVE_INFINITY,
+  overrides: Partial<PolicySettings> = {},
+): Simulation {
   let seed = 42;
   const random = () => {
     seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
     return seed / 2 ** 31;
   };
-  const sim = new Simulation({ maxMailsPerHour: 20 });
+  const sim = new Simulation({ maxMailsPerHour: 20, ...overrides });
   let events = 0;
   for (let at = 0; at < 12 * HOUR; at += Math.floor(random() * 90 * SECOND)) {
     const unit = `u${Math.floor(random() * 25)}.service`;
@@ -762,6 +765,38 @@ function mixedDay(restartEvery = Number.POSITIVE_INFINITY): Simulation {
   sim.settle();
   return sim;
 }
+
+describe('NotificationPolicy: digests', () => {
+  it('never sends a digest of one unit: a lone unit gathered in a storm gets its own mail and thread', () => {
+    const sim = new Simulation();
+    sim.fail('a.service', 0);
+    sim.fail('b.service', SECOND);
+    sim.fail('c.service', 2 * SECOND);
+    sim.fail('late.service', 20 * SECOND);
+    sim.settle();
+    expect(sim.digests()).toEqual([]);
+    const late = only(sim.unitMails('late.service'));
+    expect(late.thread.inReplyTo).toBeUndefined();
+    expect(late.atMs).toBe(30 * SECOND);
+  });
+
+  it('goes out once failures stop arriving for the quiet period, before the whole delay', () => {
+    const sim = new Simulation({ digestQuietMs: 2 * SECOND, digestDelayMs: 10 * SECOND });
+    for (let i = 0; i < 53; i++) sim.fail(`u${i}.service`, i * 12);
+    sim.settle();
+    const digest = only(sim.digests());
+    expect(digest.reports).toHaveLength(50);
+    // The last failure came at 636 ms; the digest 2 s later, not 10 s after the first.
+    expect(digest.atMs).toBe(52 * 12 + 2 * SECOND);
+  });
+
+  it('still goes out at the whole delay while failures keep coming', () => {
+    const sim = new Simulation({ digestQuietMs: 2 * SECOND, digestDelayMs: 10 * SECOND });
+    for (let at = 0; at < 30 * SECOND; at += SECOND) sim.fail(`u${at}.service`, at);
+    sim.settle();
+    expect(sim.digests()[0]?.atMs).toBe(3 * SECOND + 10 * SECOND);
+  });
+});
 
 describe('NotificationPolicy: restored after a restart', () => {
   it('sends exactly the mails, counts, threads and times it would have sent without the restarts', () => {
@@ -774,6 +809,8 @@ describe('NotificationPolicy: restored after a restart', () => {
       );
     }
     expect(uninterrupted.digests().length).toBeGreaterThan(0);
+    const quiet = { digestQuietMs: 2 * SECOND };
+    expect(JSON.stringify(mixedDay(5, quiet).sent)).toBe(JSON.stringify(mixedDay(undefined, quiet).sent));
     expect(uninterrupted.sent.some(({ mail }) => mail.type !== 'recovery' && mail.notes.length > 0)).toBe(
       true,
     );
