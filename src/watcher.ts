@@ -73,7 +73,14 @@ export interface WatcherDependencies {
   readonly now: () => number;
   readonly newMessageId: () => string;
   readonly sleep: (ms: number) => Promise<void>;
+  /** Arms a timer and returns its disarm; setTimeout by default, a fake clock's in unit specs. */
+  readonly schedule?: (callback: () => void, delayMs: number) => () => void;
 }
+
+const defaultSchedule = (callback: () => void, delayMs: number): (() => void) => {
+  const timer = setTimeout(callback, delayMs);
+  return () => clearTimeout(timer);
+};
 
 /**
  * Whether the facts read back show what the change suggested: a failure (failed, waiting to restart
@@ -109,7 +116,7 @@ export class FailureWatcher {
   readonly #policy: NotificationPolicy;
   readonly #reported = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
   #timerDueMs: number | undefined;
   readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
   /** False when the state directory could not be opened: held failures then live in memory only. */
@@ -296,8 +303,9 @@ export class FailureWatcher {
   }
 
   stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    this.#timerDueMs = undefined;
   }
 
   /** Our own unit was restarted after a crash: say so once, without letting a crash loop become a mail loop. */
@@ -473,15 +481,13 @@ export class FailureWatcher {
   #schedule(): void {
     const due = this.#policy.nextDueMs();
     if (due === this.#timerDueMs) return;
-    clearTimeout(this.#timer);
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     this.#timerDueMs = due;
-    if (due === undefined) {
-      this.#timer = undefined;
-      return;
-    }
-    this.#timer = setTimeout(
+    if (due === undefined) return;
+    this.#cancelTimer = (this.#deps.schedule ?? defaultSchedule)(
       () => {
-        this.#timer = undefined;
+        this.#cancelTimer = undefined;
         this.#timerDueMs = undefined;
         const outgoing = this.#policy.due(this.#deps.now());
         this.#schedule();

@@ -1,0 +1,392 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { UnitChange } from '../src/adapters/systemd-bus.js';
+import { parseConfig } from '../src/core/config.js';
+import type { UnitFacts } from '../src/core/failure.js';
+import type { ComposedMail } from '../src/core/message.js';
+import type { SelfNotificationState } from '../src/core/own-unit.js';
+import { FailureWatcher, type MailMeta, type StateStore } from '../src/watcher.js';
+
+const SECOND = 1000;
+
+/** The state log's contract in memory: what flush() wrote survives a "restart" (a new watcher). */
+class MemoryState implements StateStore {
+  readonly durable = new Map<string, unknown>();
+  readonly #live = new Map<string, unknown>();
+  failWrites = false;
+
+  async start(): Promise<ReadonlyMap<string, unknown>> {
+    this.#live.clear();
+    for (const [key, value] of this.durable) this.#live.set(key, structuredClone(value));
+    return this.#live;
+  }
+
+  set(key: string, value: unknown): void {
+    this.#live.set(key, structuredClone(value));
+  }
+
+  delete(key: string): void {
+    this.#live.delete(key);
+  }
+
+  async flush(): Promise<void> {
+    if (this.failWrites) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    this.durable.clear();
+    for (const [key, value] of this.#live) this.durable.set(key, structuredClone(value));
+  }
+}
+
+interface Timer {
+  readonly atMs: number;
+  readonly callback: () => void;
+}
+
+/**
+ * One host as the watcher sees it: systemd's answers (facts per unit, changeable), a clock and
+ * timers the spec moves, and the mails handed to the outbox.
+ */
+class Host {
+  nowMs = 1_000_000;
+  readonly facts = new Map<string, UnitFacts>();
+  readonly mails: { mail: ComposedMail; meta: MailMeta }[] = [];
+  readonly queuedIds = new Set<string>();
+  readonly state = new MemoryState();
+  readonly logs: { level: number; msg: string }[] = [];
+  timers: Timer[] = [];
+  self: SelfNotificationState | undefined;
+  #ids = 0;
+
+  watcher(env: Record<string, string> = {}, ownUnit?: string): FailureWatcher {
+    const config = parseConfig(
+      {
+        UNITWATCH_TO: 'ops@example.org',
+        UNITWATCH_SMTP_URL: 'smtp://127.0.0.1:25',
+        UNITWATCH_STATE_DIRECTORY: '/var/lib/unitwatch',
+        UNITWATCH_HOSTNAME: 'web1',
+        ...env,
+      },
+      { hostname: 'web1', systemdStateDirectory: undefined, credentialsDirectory: undefined },
+    );
+    return new FailureWatcher({
+      config,
+      logger: pino({ level: 'debug' }, { write: (line: string) => this.logs.push(JSON.parse(line)) }),
+      units: {
+        readFacts: async (unit) => {
+          const facts = this.facts.get(unit);
+          if (facts === undefined) throw new Error(`Unit ${unit} not loaded.`);
+          return facts;
+        },
+      },
+      gather: async (unit, invocationId) => ({
+        status: {
+          command: `systemctl status --full -- ${unit}`,
+          text: `× ${unit}\nsystemd[1]: ${unit}: Failed with result 'exit-code'.`,
+          truncatedBytes: 0,
+          problem: undefined,
+        },
+        journal:
+          invocationId === ''
+            ? undefined
+            : { command: 'journalctl', text: 'it broke', truncatedBytes: 0, problem: undefined },
+      }),
+      deliver: async (mail, meta) => {
+        this.mails.push({ mail, meta });
+        this.queuedIds.add(mail.messageId);
+      },
+      state: this.state,
+      isQueued: (id) => this.queuedIds.has(id),
+      selfState: {
+        load: async () => this.self,
+        save: async (state) => {
+          this.self = state;
+        },
+      },
+      ownUnit,
+      now: () => this.nowMs,
+      newMessageId: () => `<${++this.#ids}@web1>`,
+      sleep: async () => undefined,
+      schedule: (callback, delayMs) => {
+        const timer = { atMs: this.nowMs + delayMs, callback };
+        this.timers.push(timer);
+        return () => {
+          this.timers = this.timers.filter((t) => t !== timer);
+        };
+      },
+    });
+  }
+
+  /** systemd's facts for a unit, as a fact read returns them. */
+  setFacts(unit: string, overrides: Partial<UnitFacts> = {}): void {
+    this.facts.set(unit, {
+      unit,
+      description: `The ${unit}`,
+      activeState: 'failed',
+      subState: 'failed',
+      result: 'exit-code',
+      execMainCode: 1,
+      execMainStatus: 1,
+      restarts: 0,
+      invocationId: 'a'.repeat(32),
+      inactiveEnterTimestampUs: this.nowMs * 1000,
+      fragmentPath: `/etc/systemd/system/${unit}`,
+      ...overrides,
+    });
+  }
+
+  /** Moves the clock, firing due timers in order. */
+  async advance(ms: number, watcher: FailureWatcher): Promise<void> {
+    const until = this.nowMs + ms;
+    for (;;) {
+      const next = [...this.timers].sort((a, b) => a.atMs - b.atMs)[0];
+      if (next === undefined || next.atMs > until) break;
+      this.timers = this.timers.filter((t) => t !== next);
+      this.nowMs = Math.max(this.nowMs, next.atMs);
+      next.callback();
+      await watcher.settle();
+    }
+    this.nowMs = until;
+  }
+
+  subjects(): string[] {
+    return this.mails.map(({ mail }) => mail.subject);
+  }
+}
+
+function change(unit: string, activeState: string, subState: string): UnitChange {
+  return {
+    unit,
+    objectPath: `/org/freedesktop/systemd1/unit/${unit.replace(/\W/g, '_')}`,
+    activeState,
+    subState,
+  };
+}
+
+async function started(host: Host, env?: Record<string, string>, ownUnit?: string): Promise<FailureWatcher> {
+  const watcher = host.watcher(env, ownUnit);
+  await watcher.start();
+  return watcher;
+}
+
+/** A unit seen running, then failing: the change pair that makes a failure. */
+async function failOnce(host: Host, watcher: FailureWatcher, unit: string, invocation = 'a'): Promise<void> {
+  watcher.handleChange(change(unit, 'active', 'running'));
+  host.setFacts(unit, { invocationId: invocation.repeat(32).slice(0, 32) });
+  watcher.handleChange(change(unit, 'failed', 'failed'));
+  await watcher.settle();
+}
+
+describe('FailureWatcher: deciding on facts', () => {
+  it('mails a failure that the facts read back confirm, once however often the signal repeats', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'nginx.service');
+    watcher.handleChange(change('nginx.service', 'failed', 'failed'));
+    await watcher.settle();
+    expect(host.subjects()).toEqual(['[unitwatch] nginx.service failed on web1 (exit-code)']);
+  });
+
+  it('mails nothing when the unit cannot be read back, and says why', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    watcher.handleChange(change('ghost.service', 'failed', 'failed'));
+    await watcher.settle();
+    expect(host.mails).toEqual([]);
+    expect(host.logs.some((log) => log.level === 40 && log.msg.includes('could not be read back'))).toBe(
+      true,
+    );
+  });
+
+  it('mails nothing when systemd says the unit is running after all', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    host.setFacts('web.service', { activeState: 'active', subState: 'running', result: 'success' });
+    watcher.handleChange(change('web.service', 'failed', 'failed'));
+    await watcher.settle();
+    expect(host.mails).toEqual([]);
+  });
+
+  it('takes failed → failed with a new invocation id for a new failure (systemd merged the changes)', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'job.service', 'a');
+    host.setFacts('job.service', { invocationId: 'b'.repeat(32) });
+    watcher.handleChange(change('job.service', 'failed', 'failed'));
+    await watcher.settle();
+    // The second failure waits out the unit's spacing (5 min by default), then is mailed.
+    expect(host.mails).toHaveLength(1);
+    await host.advance(5 * 60 * SECOND, watcher);
+    expect(host.mails).toHaveLength(2);
+    expect(host.mails[1]?.mail.headers['X-Unitwatch-Failures']).toBe('1');
+  });
+
+  it('mails a critical unit that is down when read back, and not one that came straight back', async () => {
+    const host = new Host();
+    const watcher = await started(host, { UNITWATCH_CRITICAL: 'db.service' });
+    watcher.handleChange(change('db.service', 'active', 'running'));
+    host.setFacts('db.service', { activeState: 'active', subState: 'running', result: 'success' });
+    watcher.handleChange(change('db.service', 'inactive', 'dead'));
+    await watcher.settle();
+    expect(host.mails).toEqual([]);
+    watcher.handleChange(change('db.service', 'active', 'running'));
+    host.setFacts('db.service', { activeState: 'inactive', subState: 'dead', result: 'success' });
+    watcher.handleChange(change('db.service', 'inactive', 'dead'));
+    await watcher.settle();
+    expect(host.mails.map(({ meta }) => meta.event)).toEqual(['stopped']);
+  });
+});
+
+describe('FailureWatcher: recoveries', () => {
+  it('announces a recovery the facts confirm, after the grace period, in the incident’s thread', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'api.service');
+    host.setFacts('api.service', { activeState: 'active', subState: 'running', result: 'success' });
+    watcher.handleChange(change('api.service', 'active', 'running'));
+    await watcher.settle();
+    await host.advance(30 * SECOND, watcher);
+    const [failure, recovery] = host.mails;
+    expect(recovery?.meta.event).toBe('recovery');
+    expect(recovery?.mail.headers['In-Reply-To']).toBe(failure?.mail.messageId);
+  });
+
+  it('announces no recovery when systemd says the unit is still failed', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'api.service');
+    watcher.handleChange(change('api.service', 'active', 'running'));
+    await watcher.settle();
+    await host.advance(60 * SECOND, watcher);
+    expect(host.mails.map(({ meta }) => meta.event)).toEqual(['failed']);
+  });
+});
+
+describe('FailureWatcher: restarts resume the held state', () => {
+  it('sends after a restart the repeat that was held when the process died, in its thread', async () => {
+    const host = new Host();
+    const first = await started(host);
+    await failOnce(host, first, 'loop.service', 'a');
+    await failOnce(host, first, 'loop.service', 'b');
+    await failOnce(host, first, 'loop.service', 'c');
+    expect(host.mails).toHaveLength(1);
+    first.stop(); // as a kill -9 leaves it: no drain, only what was flushed
+
+    host.timers = [];
+    const second = await started(host);
+    expect(second.heldFailures).toBe(2);
+    await host.advance(5 * 60 * SECOND, second);
+    expect(host.mails).toHaveLength(2);
+    const repeat = host.mails[1]?.mail;
+    expect(repeat?.headers['X-Unitwatch-Failures']).toBe('2');
+    expect(repeat?.headers['In-Reply-To']).toBe(host.mails[0]?.mail.messageId);
+  });
+
+  it('queues at start a mail decided before the crash that never reached the outbox, and only that one', async () => {
+    const host = new Host();
+    const first = await started(host);
+    await failOnce(host, first, 'a.service');
+    // A mail on disk as decided, whose enqueue the crash prevented; and one that did reach the outbox.
+    const decided = {
+      type: 'unit',
+      report: {
+        unit: 'b.service',
+        latest: {
+          kind: 'failed',
+          facts: { ...host.facts.get('a.service'), unit: 'b.service' },
+          atMs: host.nowMs,
+          critical: false,
+        },
+        count: 1,
+        firstAtMs: host.nowMs,
+      },
+      thread: { messageId: '<decided@web1>', references: [] },
+      notes: [],
+    };
+    host.state.durable.set('o:<decided@web1>', decided);
+    host.state.durable.set('o:<already@web1>', {
+      ...decided,
+      thread: { messageId: '<already@web1>', references: [] },
+    });
+    host.queuedIds.add('<already@web1>');
+    host.mails.length = 0;
+
+    const second = await started(host);
+    await second.settle();
+    expect(host.mails.map(({ mail }) => mail.messageId)).toEqual(['<decided@web1>']);
+    expect([...host.state.durable.keys()].filter((key) => key.startsWith('o:'))).toEqual([]);
+  });
+
+  it('does not report again after a restart a failure reported before it', async () => {
+    const host = new Host();
+    const first = await started(host);
+    await failOnce(host, first, 'a.service');
+    const second = await started(host);
+    second.catchUp([{ ...change('a.service', 'failed', 'failed') }]);
+    await second.settle();
+    expect(host.mails).toHaveLength(1);
+  });
+
+  it('when the state cannot be written, says so once and mails what it holds at stop', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    host.state.failWrites = true;
+    await failOnce(host, watcher, 'loop.service', 'a');
+    await failOnce(host, watcher, 'loop.service', 'b');
+    await failOnce(host, watcher, 'loop.service', 'c');
+    expect(watcher.stateProblem).toContain('ENOSPC');
+    expect(
+      host.logs.filter((log) => log.level === 50 && log.msg.includes('cannot save the state')),
+    ).toHaveLength(1);
+    await watcher.drain();
+    expect(host.mails.map(({ mail }) => mail.headers['X-Unitwatch-Failures'])).toEqual(['1', '2']);
+  });
+});
+
+describe('FailureWatcher: catch-up finds what happened while nobody listened', () => {
+  it('gives an open incident whose unit is active again its recovery, and closes one of a unit gone', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'back.service');
+    await failOnce(host, watcher, 'gone.service');
+    host.setFacts('back.service', { activeState: 'active', subState: 'running', result: 'success' });
+    watcher.catchUp([change('back.service', 'active', 'running')]);
+    await watcher.settle();
+    expect(watcher.openIncidents).toBe(1);
+    await host.advance(30 * SECOND, watcher);
+    expect(host.mails.filter(({ meta }) => meta.event === 'recovery').map(({ meta }) => meta.unit)).toEqual([
+      'back.service',
+    ]);
+    expect(watcher.openIncidents).toBe(0);
+  });
+
+  it('reports a unit that failed while unitwatch was away, once', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    host.setFacts('missed.service');
+    watcher.catchUp([change('missed.service', 'failed', 'failed')]);
+    watcher.catchUp([change('missed.service', 'failed', 'failed')]);
+    await watcher.settle();
+    expect(host.subjects()).toEqual(['[unitwatch] missed.service failed on web1 (exit-code)']);
+  });
+
+  it('forgets a unit systemd unloaded', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    watcher.handleChange(change('tmp.service', 'active', 'running'));
+    expect(watcher.watchedUnits).toBe(1);
+    watcher.unitRemoved('tmp.service');
+    expect(watcher.watchedUnits).toBe(0);
+  });
+});
+
+describe('FailureWatcher: itself', () => {
+  it('mails a failure of its own unit at most once an hour', async () => {
+    const host = new Host();
+    const watcher = await started(host, {}, 'unitwatch.service');
+    await failOnce(host, watcher, 'unitwatch.service', 'a');
+    await failOnce(host, watcher, 'unitwatch.service', 'b');
+    expect(host.mails).toHaveLength(1);
+    await host.advance(3600 * SECOND, watcher);
+    await failOnce(host, watcher, 'unitwatch.service', 'c');
+    expect(host.mails.filter(({ meta }) => meta.event !== 'recovery')).toHaveLength(2);
+  });
+});
