@@ -294,6 +294,10 @@ export class FailureWatcher {
       this.#track(this.#checkRecovered(change));
     } else if (this.#policy.awaitsRecovery(unit) && finishedRun(previous, change)) {
       this.#track(this.#checkFinishedRun(change));
+    } else if (this.#policy.awaitsRecovery(unit) && change.activeState === 'inactive') {
+      // Stopped while running, or while waiting to restart after a crash: the end of the incident,
+      // but not a recovery.
+      this.#track(this.#checkStopped(change));
     }
   }
 
@@ -365,6 +369,14 @@ export class FailureWatcher {
       );
       return undefined;
     }
+  }
+
+  async #checkStopped(change: UnitChange): Promise<void> {
+    const facts = await this.#readFacts(change);
+    if (facts?.activeState !== 'inactive') return;
+    this.#policy.stopped(change.unit, this.#deps.now());
+    this.#schedule();
+    await this.#commit([]);
   }
 
   async #checkRecovered(change: UnitChange): Promise<void> {
@@ -536,8 +548,8 @@ export class FailureWatcher {
       mail = composeDigestMail(entries, { ...base, notes: item.notes });
       units = item.reports.map((report) => report.unit);
     } else {
-      mail = composeRecoveryMail(item, base);
-      units = [item.unit];
+      mail = composeRecoveryMail({ units: item.units, atMs: item.atMs, notes: item.notes }, base);
+      units = item.units.map((entry) => entry.unit);
     }
     if (await this.#deliver(mail, units)) {
       // At once, not with the next change: a start that finds the entry and no outbox file (sent and

@@ -68,7 +68,12 @@ export function becameActive(previous: UnitStateView | undefined, next: UnitStat
 
 /** A oneshot or timer job ran and ended without failing: for such units that is the recovery. */
 export function finishedRun(previous: UnitStateView | undefined, next: UnitStateView): boolean {
-  return previous?.activeState === 'activating' && next.activeState === 'inactive';
+  // auto-restart is `activating` too, but leaving it for inactive is a stop by hand, not a run.
+  return (
+    previous?.activeState === 'activating' &&
+    previous.subState !== 'auto-restart' &&
+    next.activeState === 'inactive'
+  );
 }
 
 /**

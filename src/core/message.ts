@@ -276,33 +276,73 @@ export function composeDigestMail(
   };
 }
 
-export interface Recovery {
+export interface RecoveredUnitView {
   readonly unit: string;
   readonly failures: number;
   readonly sinceMs: number;
-  readonly atMs: number;
   readonly critical: boolean;
+  readonly ending: 'recovered' | 'stopped';
 }
 
+export interface Recovery {
+  /** One unit, or the units of one incident group (a digest) that ended together. */
+  readonly units: readonly RecoveredUnitView[];
+  readonly atMs: number;
+  readonly notes?: readonly string[];
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+/** The end of one incident or of several that failed together: up again, or stopped by hand. */
 export function composeRecoveryMail(recovery: Recovery, context: CompositionContext): ComposedMail {
   const hostname = cleanLine(context.hostname);
-  const unit = cleanLine(recovery.unit);
-  const text = [
-    `${unit} is up again on ${hostname}.`,
-    `  ${'Down since:'.padEnd(12)}${formatTimestamp(recovery.sinceMs)}`,
-    `  ${'Up since:'.padEnd(12)}${formatTimestamp(recovery.atMs)}`,
-    `  ${'Failures:'.padEnd(12)}${recovery.failures}`,
-    '-- \nunitwatch',
-  ].join('\n');
+  const units = recovery.units.map((entry) => ({ ...entry, unit: cleanLine(entry.unit) }));
+  const critical = units.some((entry) => entry.critical);
+  const [only] = units;
+  const verb = (entry: RecoveredUnitView) => (entry.ending === 'stopped' ? 'was stopped' : 'is up again');
+  const detail = (entry: RecoveredUnitView) => [
+    `  ${'Down since:'.padEnd(12)}${formatTimestamp(entry.sinceMs)}`,
+    `  ${entry.ending === 'stopped' ? 'Stopped:'.padEnd(12) : 'Up since:'.padEnd(12)}${formatTimestamp(recovery.atMs)}`,
+    `  ${'Failures:'.padEnd(12)}${entry.failures}`,
+  ];
+  let subject: string;
+  let lines: string[];
+  if (units.length === 1 && only !== undefined) {
+    subject =
+      only.ending === 'stopped'
+        ? `[unitwatch] ${only.unit} stopped on ${hostname} after ${plural(only.failures, 'failure')}`
+        : `[unitwatch] ${only.unit} recovered on ${hostname}`;
+    lines = [
+      `${only.unit} ${verb(only)} on ${hostname}.`,
+      ...detail(only),
+      ...(only.ending === 'stopped'
+        ? ['', 'It was stopped (by hand or by a job), not recovered: it is not running now.']
+        : []),
+    ];
+  } else {
+    const names = units.map((entry) => entry.unit);
+    const shown = names.slice(0, 3).join(', ');
+    const rest = names.length > 3 ? ` and ${names.length - 3} more` : '';
+    subject = `[unitwatch] ${shown}${rest} ended on ${hostname}`;
+    lines = [
+      `${plural(units.length, 'unit')} that failed together ended on ${hostname}:`,
+      ...units.flatMap((entry) => ['', `● ${entry.unit} ${verb(entry)}`, ...detail(entry)]),
+    ];
+  }
+  const text = [...(recovery.notes ?? []), lines.join('\n'), '-- \nunitwatch'].join('\n\n');
   return {
-    subject: `[unitwatch] ${unit} recovered on ${hostname}`,
+    subject,
     text: `${text}\n`,
     headers: {
       ...AUTOMATED,
-      'X-Unitwatch-Unit': unit,
+      ...(units.length === 1 && only !== undefined ? { 'X-Unitwatch-Unit': only.unit } : {}),
       'X-Unitwatch-Host': hostname,
-      'X-Unitwatch-Event': 'recovery',
-      ...contextHeaders({ ...context, critical: recovery.critical }),
+      'X-Unitwatch-Event': units.every((entry) => entry.ending === 'stopped')
+        ? 'stopped-by-hand'
+        : 'recovery',
+      ...contextHeaders({ ...context, critical }),
     },
     messageId: context.messageId,
   };

@@ -61,14 +61,22 @@ export type Outgoing =
       readonly notes: readonly string[];
     }
   | {
+      /** Units whose incidents ended together: one unit, or the units of one digest coming back. */
       readonly type: 'recovery';
-      readonly unit: string;
-      readonly critical: boolean;
-      readonly failures: number;
-      readonly sinceMs: number;
+      readonly units: readonly RecoveredUnit[];
       readonly atMs: number;
       readonly thread: Thread;
+      readonly notes: readonly string[];
     };
+
+export interface RecoveredUnit {
+  readonly unit: string;
+  readonly critical: boolean;
+  readonly failures: number;
+  readonly sinceMs: number;
+  /** Up again, or stopped by hand (while crash-looping, or while running after its failures). */
+  readonly ending: 'recovered' | 'stopped';
+}
 
 interface Held {
   count: number;
@@ -93,6 +101,8 @@ export interface Incident {
   lastId: string | undefined;
   /** systemd unloaded the unit while a mail about it was still owed: closes once that is sent. */
   gone?: boolean;
+  /** Stopped by hand: the incident ends at once (no grace), as "stopped", once nothing is held. */
+  stoppedAtMs?: number | undefined;
 }
 
 /** One unit's share of the policy's state; absent parts are not held. */
@@ -107,6 +117,8 @@ export interface GlobalPolicyState {
   /** When the digest being gathered got its first unit, and the earliest the hourly cap allows it. */
   readonly digestStartMs?: number | undefined;
   readonly digestNotBeforeMs?: number | undefined;
+  /** Ends of incidents beyond the hourly cap, named in the next summary. */
+  readonly heldRecoveries?: readonly RecoveredUnit[];
   readonly individualMailTimes: readonly number[];
   readonly mailTimes: readonly number[];
   readonly capAnnounced: boolean;
@@ -128,6 +140,7 @@ export class NotificationPolicy {
   #digestDueMs: number | undefined;
   #digestStartMs: number | undefined;
   #digestNotBeforeMs: number | undefined;
+  #heldRecoveries: RecoveredUnit[] = [];
   readonly #individualMailTimes: number[] = [];
   readonly #mailTimes: number[] = [];
   #capAnnounced = false;
@@ -153,6 +166,7 @@ export class NotificationPolicy {
       this.#digestDueMs = global.digestDueMs;
       this.#digestStartMs = global.digestStartMs;
       this.#digestNotBeforeMs = global.digestNotBeforeMs;
+      this.#heldRecoveries = [...(global.heldRecoveries ?? [])];
       this.#individualMailTimes.push(...global.individualMailTimes);
       this.#mailTimes.push(...global.mailTimes);
       this.#capAnnounced = global.capAnnounced;
@@ -187,6 +201,7 @@ export class NotificationPolicy {
       digestDueMs: this.#digestDueMs,
       digestStartMs: this.#digestStartMs,
       digestNotBeforeMs: this.#digestNotBeforeMs,
+      heldRecoveries: [...this.#heldRecoveries],
       individualMailTimes: [...this.#individualMailTimes],
       mailTimes: [...this.#mailTimes],
       capAnnounced: this.#capAnnounced,
@@ -251,6 +266,7 @@ export class NotificationPolicy {
     incident.failures++;
     incident.lastFailureMs = now;
     incident.upSinceMs = undefined;
+    incident.stoppedAtMs = undefined;
     incident.gone = false;
     incident.critical ||= event.critical;
 
@@ -294,6 +310,18 @@ export class NotificationPolicy {
     return true;
   }
 
+  /**
+   * The unit was stopped by hand (systemctl stop) while its incident was open: the incident ends as
+   * "stopped", without the grace period, once what is held about it has gone out.
+   */
+  stopped(unit: string, atMs: number): Outgoing[] {
+    const incident = this.#incidents.get(unit);
+    if (incident === undefined) return [];
+    this.#dirty.add(unit);
+    incident.stoppedAtMs ??= atMs;
+    return [];
+  }
+
   /** The unit is up again (active, or its next run succeeded). */
   recovered(unit: string, atMs: number): Outgoing[] {
     const incident = this.#incidents.get(unit);
@@ -306,6 +334,7 @@ export class NotificationPolicy {
   /** Everything whose time has come: ends of backoff windows, digests, settled recoveries. */
   due(nowMs: number): Outgoing[] {
     const out: Outgoing[] = [];
+    const ending: Array<readonly [string, Incident]> = [];
     this.#globalDirty = true;
     this.#forgetOldMailTimes(nowMs);
     for (const [unit, incident] of this.#incidents) {
@@ -324,16 +353,69 @@ export class NotificationPolicy {
         this.#incidents.delete(unit);
         continue;
       }
-      if (incident.upSinceMs !== undefined && nowMs >= incident.upSinceMs + this.#settings.recoveryGraceMs) {
-        this.#dirty.add(unit);
-        this.#incidents.delete(unit);
-        if (incident.reported && (this.#settings.recoveryMails || incident.critical)) {
-          out.push(this.#recoveryMail(unit, incident, nowMs));
-        }
-      }
+      if (this.#endsNow(incident, nowMs)) ending.push([unit, incident]);
     }
+    out.push(...this.#endIncidents(ending, nowMs));
     if (this.#digestDueMs !== undefined && nowMs >= this.#digestDueMs) out.push(...this.#flushDigest(nowMs));
     return out;
+  }
+
+  #endsNow(incident: Incident, nowMs: number): boolean {
+    if (incident.stoppedAtMs !== undefined) return true;
+    return incident.upSinceMs !== undefined && nowMs >= incident.upSinceMs + this.#settings.recoveryGraceMs;
+  }
+
+  /**
+   * Ends incidents, one notice for those that failed together (same first mail, e.g. a digest):
+   * a storm that comes back is one mail, not one per unit. A unit of the group that is up but still
+   * in its grace period holds the group back until it is through, so the group is not split.
+   */
+  #endIncidents(ending: ReadonlyArray<readonly [string, Incident]>, nowMs: number): Outgoing[] {
+    const groups = new Map<string, Array<readonly [string, Incident]>>();
+    for (const entry of ending) {
+      const root = entry[1].rootId ?? entry[0];
+      const group = groups.get(root) ?? [];
+      group.push(entry);
+      groups.set(root, group);
+    }
+    const out: Outgoing[] = [];
+    for (const [root, group] of groups) {
+      if (this.#groupStillComingUp(root, nowMs)) continue;
+      const ended: RecoveredUnit[] = [];
+      for (const [unit, incident] of group) {
+        this.#dirty.add(unit);
+        this.#incidents.delete(unit);
+        if (!incident.reported || !(this.#settings.recoveryMails || incident.critical)) continue;
+        ended.push({
+          unit,
+          critical: incident.critical,
+          failures: incident.failures,
+          sinceMs: incident.firstFailureMs,
+          ending: incident.stoppedAtMs === undefined ? 'recovered' : 'stopped',
+        });
+      }
+      const first = group[0]?.[1];
+      if (ended.length > 0 && first !== undefined) out.push(...this.#recoveryMail(ended, first, nowMs));
+    }
+    return out;
+  }
+
+  #groupStillComingUp(root: string, nowMs: number): boolean {
+    for (const incident of this.#incidents.values()) {
+      if (incident.rootId !== root || !this.#comingUp(incident)) continue;
+      if (nowMs < (incident.upSinceMs ?? 0) + this.#settings.recoveryGraceMs) return true;
+    }
+    return false;
+  }
+
+  /** Up again and waiting out the grace period, with nothing held: its recovery is next. */
+  #comingUp(incident: Incident): boolean {
+    return (
+      incident.upSinceMs !== undefined &&
+      incident.stoppedAtMs === undefined &&
+      incident.held === undefined &&
+      !incident.inDigest
+    );
   }
 
   /**
@@ -364,11 +446,22 @@ export class NotificationPolicy {
     const consider = (ms: number) => {
       next = next === undefined ? ms : Math.min(next, ms);
     };
+    // An ending waits for the units of its group still in their grace period (see #endIncidents).
+    const groupReady = new Map<string, number>();
+    for (const incident of this.#incidents.values()) {
+      if (incident.rootId === undefined || !this.#comingUp(incident)) continue;
+      const deadline = (incident.upSinceMs ?? 0) + this.#settings.recoveryGraceMs;
+      groupReady.set(incident.rootId, Math.max(groupReady.get(incident.rootId) ?? deadline, deadline));
+    }
+    const notBeforeGroup = (incident: Incident, ms: number) =>
+      Math.max(ms, (incident.rootId === undefined ? undefined : groupReady.get(incident.rootId)) ?? ms);
     for (const incident of this.#incidents.values()) {
       if (incident.held !== undefined && incident.lastMailMs !== undefined) {
         consider(incident.lastMailMs + this.#spacing(incident.level));
+      } else if (incident.stoppedAtMs !== undefined && !incident.inDigest) {
+        consider(notBeforeGroup(incident, incident.stoppedAtMs));
       } else if (incident.upSinceMs !== undefined && !incident.inDigest) {
-        consider(incident.upSinceMs + this.#settings.recoveryGraceMs);
+        consider(notBeforeGroup(incident, incident.upSinceMs + this.#settings.recoveryGraceMs));
       }
     }
     if (this.#digestDueMs !== undefined) consider(this.#digestDueMs);
@@ -455,7 +548,7 @@ export class NotificationPolicy {
   }
 
   #flushDigest(now: number): Outgoing[] {
-    if (this.#digest.size === 0) {
+    if (this.#digest.size === 0 && this.#heldRecoveries.length === 0) {
       this.#digestDueMs = undefined;
       return [];
     }
@@ -467,6 +560,14 @@ export class NotificationPolicy {
     }
     this.#digestStartMs = undefined;
     this.#digestNotBeforeMs = undefined;
+    const recovered = this.#heldRecoveries;
+    this.#heldRecoveries = [];
+    if (this.#digest.size === 0) {
+      this.#digestDueMs = undefined;
+      const thread = { messageId: this.#newMessageId(), inReplyTo: undefined, references: [] };
+      return [{ type: 'recovery', units: recovered, atMs: now, thread, notes: slot.notes }];
+    }
+    if (recovered.length > 0) slot.notes.push(recoveredNote(recovered));
     if (this.#digest.size === 1) return this.#flushDigestOfOne(slot.notes, now);
     const reports: UnitReport[] = [];
     const messageId = this.#newMessageId();
@@ -514,17 +615,17 @@ export class NotificationPolicy {
     return [{ type: 'unit', report: { unit, ...held }, thread, notes }];
   }
 
-  #recoveryMail(unit: string, incident: Incident, now: number): Outgoing {
-    // Recovery notices bypass the cap's counting: they are few, and they end incidents.
-    return {
-      type: 'recovery',
-      unit,
-      critical: incident.critical,
-      failures: incident.failures,
-      sinceMs: incident.firstFailureMs,
-      atMs: now,
-      thread: this.#nextThread(incident),
-    };
+  /** Recoveries count toward the hourly cap; beyond it they are named in the next summary. */
+  #recoveryMail(units: readonly RecoveredUnit[], incident: Incident, now: number): Outgoing[] {
+    const slot = this.#takeMailSlot(now);
+    if (!slot.ok) {
+      this.#globalDirty = true;
+      this.#heldRecoveries.push(...units);
+      this.#digestNotBeforeMs = Math.max(this.#digestNotBeforeMs ?? 0, slot.freeAtMs);
+      this.#digestDueMs = Math.max(this.#digestDueMs ?? 0, slot.freeAtMs);
+      return [];
+    }
+    return [{ type: 'recovery', units, atMs: now, thread: this.#nextThread(incident), notes: slot.notes }];
   }
 
   #nextThread(incident: Incident): Thread {
@@ -540,6 +641,11 @@ export class NotificationPolicy {
     incident.lastId = messageId;
     return thread;
   }
+}
+
+function recoveredNote(units: readonly RecoveredUnit[]): string {
+  const names = units.map((u) => `${u.unit} (${u.ending})`).join(', ');
+  return `Ended while the hourly cap held mail back: ${names}.`;
 }
 
 function hold(held: Held, event: FailureEvent): void {

@@ -462,11 +462,16 @@ describe('composeRecoveryMail', () => {
   it('is a short reply in the incident thread', () => {
     const mail = composeRecoveryMail(
       {
-        unit: 'nginx.service',
-        failures: 4,
-        sinceMs: 1_795_321_942_500,
+        units: [
+          {
+            unit: 'nginx.service',
+            failures: 4,
+            sinceMs: 1_795_321_942_500,
+            critical: false,
+            ending: 'recovered',
+          },
+        ],
         atMs: 1_795_322_000_000,
-        critical: false,
       },
       { ...context, inReplyTo: '<first@web1>', references: ['<first@web1>'] },
     );
@@ -475,5 +480,40 @@ describe('composeRecoveryMail', () => {
     expect(mail.headers.References).toBe('<first@web1>');
     expect(mail.headers['X-Unitwatch-Event']).toBe('recovery');
     expect(mail.text).toContain('Failures:   4');
+  });
+
+  it('says "stopped", not "recovered", for a unit stopped by hand', () => {
+    const mail = composeRecoveryMail(
+      {
+        units: [
+          {
+            unit: 'loop.service',
+            failures: 9,
+            sinceMs: 1_795_321_942_500,
+            critical: false,
+            ending: 'stopped',
+          },
+        ],
+        atMs: 1_795_322_000_000,
+      },
+      context,
+    );
+    expect(mail.subject).toBe('[unitwatch] loop.service stopped on web1 after 9 failures');
+    expect(mail.text).toContain('loop.service was stopped on web1.');
+    expect(mail.headers['X-Unitwatch-Event']).toBe('stopped-by-hand');
+  });
+
+  it('names every unit of a group that ended together in one mail', () => {
+    const units = ['a', 'b', 'c', 'd', 'e'].map((name) => ({
+      unit: `${name}.service`,
+      failures: 1,
+      sinceMs: 1_795_321_942_500,
+      critical: false,
+      ending: 'recovered' as const,
+    }));
+    const mail = composeRecoveryMail({ units, atMs: 1_795_322_000_000 }, context);
+    expect(mail.subject).toBe('[unitwatch] a.service, b.service, c.service and 2 more ended on web1');
+    for (const { unit } of units) expect(mail.text).toContain(`● ${unit} is up again`);
+    expect(mail.headers['X-Unitwatch-Unit']).toBeUndefined();
   });
 });

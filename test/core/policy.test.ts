@@ -6,6 +6,8 @@ import {
   NotificationPolicy,
   type Outgoing,
   type PolicySettings,
+  type RecoveredUnit,
+  type Thread,
   type UnitPolicyState,
   type UnitReport,
 } from '../../src/core/policy.js';
@@ -153,11 +155,15 @@ class Simulation {
       .map((sent) => ({ ...(sent.mail as DigestMail), atMs: sent.atMs }));
   }
 
-  recoveries(unit?: string): (RecoveryMail & { atMs: number })[] {
+  /** Each unit's end of incident, one entry per unit even where one mail named several. */
+  recoveries(unit?: string): (RecoveredUnit & { thread: Thread; atMs: number; mail: RecoveryMail })[] {
     return this.sent
       .filter((sent) => sent.mail.type === 'recovery')
-      .map((sent) => ({ ...(sent.mail as RecoveryMail), atMs: sent.atMs }))
-      .filter((mail) => unit === undefined || mail.unit === unit);
+      .flatMap((sent) => {
+        const mail = sent.mail as RecoveryMail;
+        return mail.units.map((entry) => ({ ...entry, thread: mail.thread, atMs: sent.atMs, mail }));
+      })
+      .filter((entry) => unit === undefined || entry.unit === unit);
   }
 
   /** Every failure report in the mails sent so far, unit mails and digest lines alike. */
@@ -684,6 +690,61 @@ describe('NotificationPolicy: recovery', () => {
     expect(sim.recover('never-failed.service', 0)).toEqual([]);
     expect(sim.policy.nextDueMs()).toBeUndefined();
     expect(sim.policy.openIncidents).toBe(0);
+  });
+});
+
+describe('NotificationPolicy: ends of incidents follow the policy', () => {
+  it('announces the units of one digest that come back together in one mail, in the digest’s thread', () => {
+    const sim = new Simulation();
+    const units = Array.from({ length: 100 }, (_, i) => `u${i}.service`);
+    for (const unit of units) sim.fail(unit, 0);
+    sim.advanceTo(20 * SECOND);
+    const digest = only(sim.digests());
+    // They come back within a few seconds of each other.
+    units.forEach((unit, i) => {
+      sim.recover(unit, 30 * SECOND + i * 20);
+    });
+    sim.settle();
+    const mails = sim.sent.filter(({ mail }) => mail.type === 'recovery');
+    // The three mailed one by one end in their own threads; the 97 of the digest in one mail.
+    const fromDigest = mails.filter(({ mail }) => mail.thread.inReplyTo === digest.thread.messageId);
+    expect(fromDigest).toHaveLength(1);
+    expect(sim.recoveries().filter((r) => r.mail === fromDigest[0]?.mail)).toHaveLength(97);
+    expect(sim.recoveries()).toHaveLength(100);
+  });
+
+  it('counts recoveries toward the hourly cap and names those beyond it in the next summary', () => {
+    const sim = new Simulation({ maxMailsPerHour: 4, stormThreshold: 100, recoveryGraceMs: 0 });
+    for (const unit of ['a.service', 'b.service', 'c.service']) sim.fail(unit, 0);
+    sim.recover('a.service', MINUTE);
+    sim.recover('b.service', 2 * MINUTE);
+    sim.recover('c.service', 3 * MINUTE);
+    sim.settle();
+    // Mails in the first hour: 3 failures, 1 recovery; the other two after the hour, in one mail.
+    const inFirstHour = sim.sent.filter(({ atMs }) => atMs < HOUR);
+    expect(inFirstHour).toHaveLength(4);
+    const later = only(sim.sent.filter(({ atMs }) => atMs >= HOUR));
+    expect(later.mail.type === 'recovery' && later.mail.units.map((u) => u.unit)).toEqual([
+      'b.service',
+      'c.service',
+    ]);
+    expect(sim.recoveries()).toHaveLength(3);
+  });
+
+  it('ends an incident stopped by hand as "stopped", at once, after what it held', () => {
+    const sim = new Simulation();
+    sim.fail('loop.service', 0);
+    sim.fail('loop.service', 10 * SECOND);
+    sim.policy.stopped('loop.service', 20 * SECOND);
+    sim.advanceTo(20 * SECOND);
+    expect(sim.recoveries()).toEqual([]);
+    sim.settle();
+    const ended = only(sim.recoveries('loop.service'));
+    expect(ended.ending).toBe('stopped');
+    expect(ended.failures).toBe(2);
+    // After the held repeat (5 min), not after a recovery grace.
+    expect(ended.atMs).toBe(5 * MINUTE);
+    expect(sim.countedFailures()).toBe(2);
   });
 });
 
