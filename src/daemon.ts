@@ -109,7 +109,10 @@ export class Daemon {
     const watcher = new FailureWatcher({
       config,
       logger,
-      units: { readFacts: (unit, path) => this.#requireBus().readFacts(unit, path) },
+      units: {
+        readFacts: (unit, path) => this.#requireBus().readFacts(unit, path),
+        readRestarts: (path) => this.#requireBus().readRestarts(path),
+      },
       gather: (unit, invocationId) =>
         gatherDiagnosis(unit, invocationId, {
           statusLines: config.statusLines,

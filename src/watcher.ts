@@ -34,6 +34,8 @@ import {
 /** What the watcher needs from systemd; SystemdBus in the daemon, a test double in unit tests. */
 export interface UnitSource {
   readFacts(unit: string, objectPath: string): Promise<UnitFacts>;
+  /** A service's restart count and invocation; optional so a source without them is still a source. */
+  readRestarts?(objectPath: string): Promise<{ restarts: number | undefined; invocationId: string }>;
 }
 
 export interface SelfStateStore {
@@ -119,6 +121,8 @@ export class FailureWatcher {
   #cancelTimer: (() => void) | undefined;
   #timerDueMs: number | undefined;
   readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
+  /** NRestarts of each running service at the last catch-up or failure: a crash hidden meanwhile shows. */
+  readonly #restartsSeen = new Map<string, number>();
   /** False when the state directory could not be opened: held failures then live in memory only. */
   #durable = true;
   /** Why the last state write failed, until one succeeds again. */
@@ -233,6 +237,37 @@ export class FailureWatcher {
       }
     }
     this.#catchUpIncidents(units);
+    this.#track(this.#catchUpRestarts(units));
+  }
+
+  /**
+   * A service that crashed and was restarted by `Restart=` while nobody listened (bus down,
+   * reconnecting) is running again when listed; only its restart count moved. The crash's Result
+   * is gone by then (a restart resets it), so the mail says "restarted".
+   */
+  async #catchUpRestarts(units: readonly ListedUnit[]): Promise<void> {
+    const read = this.#deps.units.readRestarts?.bind(this.#deps.units);
+    if (read === undefined) return;
+    const running = units.filter(
+      (row) =>
+        row.unit.endsWith('.service') &&
+        ['active', 'activating', 'reloading'].includes(row.activeState) &&
+        row.subState !== 'auto-restart' &&
+        isWatched(row.unit, this.#filter),
+    );
+    await Promise.all(
+      running.map(async (row) => {
+        const now = await read(row.objectPath).catch(() => undefined);
+        if (now?.restarts === undefined) return;
+        const seen = this.#restartsSeen.get(row.unit);
+        this.#restartsSeen.set(row.unit, now.restarts);
+        if (seen !== undefined && now.restarts > seen) {
+          await this.#handleFailure('crash-restart', row, isCritical(row.unit, this.#filter), {
+            missed: true,
+          });
+        }
+      }),
+    );
   }
 
   /**
@@ -270,6 +305,7 @@ export class FailureWatcher {
   /** systemd unloaded the unit: its state goes, and so does an incident with nothing left to mail. */
   unitRemoved(unit: string): void {
     this.#tracker.forget(unit);
+    this.#restartsSeen.delete(unit);
     if (this.#policy.unitRemoved(unit)) {
       this.#schedule();
       this.#track(this.#commit([]));
@@ -387,16 +423,26 @@ export class FailureWatcher {
     await this.#commit([]);
   }
 
-  async #handleFailure(observed: FailureKind, change: UnitChange, critical: boolean): Promise<void> {
+  async #handleFailure(
+    observed: FailureKind,
+    change: UnitChange,
+    critical: boolean,
+    options: { missed?: boolean } = {},
+  ): Promise<void> {
     const { logger, now } = this.#deps;
     const atMs = now();
     if (observed === 'stopped') {
       // `systemctl restart` passes through inactive; only a unit still down a moment later is news.
       await this.#deps.sleep(this.#deps.config.journalSettleMs);
     }
-    const facts = await this.#readFacts(change);
-    if (facts === undefined) return;
-    if (!confirmsFailure(observed, facts)) {
+    const read = await this.#readFacts(change);
+    if (read === undefined) return;
+    const facts =
+      options.missed === true && (read.result === '' || read.result === 'success')
+        ? { ...read, result: 'restarted' }
+        : read;
+    if (facts.restarts !== undefined) this.#restartsSeen.set(facts.unit, facts.restarts);
+    if (options.missed !== true && !confirmsFailure(observed, facts)) {
       // A critical unit passing through inactive on `systemctl restart` is routine, hence debug there.
       logger[observed === 'stopped' ? 'debug' : 'info'](
         { unit: change.unit, active: facts.activeState, sub: facts.subState, result: facts.result },

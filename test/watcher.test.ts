@@ -76,6 +76,13 @@ class Host {
           if (facts === undefined) throw new Error(`Unit ${unit} not loaded.`);
           return facts;
         },
+        readRestarts: async (objectPath) => {
+          const facts = [...this.facts.values()].find(
+            (f) => change(f.unit, '', '').objectPath === objectPath,
+          );
+          if (facts === undefined) throw new Error('no such unit');
+          return { restarts: facts.restarts, invocationId: facts.invocationId };
+        },
       },
       gather: async (unit, invocationId) => ({
         status: {
@@ -366,6 +373,33 @@ describe('FailureWatcher: catch-up finds what happened while nobody listened', (
     watcher.catchUp([change('missed.service', 'failed', 'failed')]);
     await watcher.settle();
     expect(host.subjects()).toEqual(['[unitwatch] missed.service failed on web1 (exit-code)']);
+  });
+
+  it('mails a crash that Restart= hid while nobody listened: the restart count moved', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    host.setFacts('worker.service', {
+      activeState: 'active',
+      subState: 'running',
+      result: 'success',
+      restarts: 4,
+    });
+    watcher.catchUp([change('worker.service', 'active', 'running')]);
+    await watcher.settle();
+    expect(host.mails).toEqual([]);
+    // Bus down meanwhile; the service crashed and systemd restarted it.
+    host.setFacts('worker.service', {
+      activeState: 'active',
+      subState: 'running',
+      result: 'success',
+      restarts: 5,
+      invocationId: 'b'.repeat(32),
+    });
+    watcher.catchUp([change('worker.service', 'active', 'running')]);
+    await watcher.settle();
+    watcher.catchUp([change('worker.service', 'active', 'running')]);
+    await watcher.settle();
+    expect(host.subjects()).toEqual(['[unitwatch] worker.service crashed on web1 (restarted), restarting']);
   });
 
   it('forgets a unit systemd unloaded', async () => {
