@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import type { ComposedMail } from '../../src/core/message.js';
 import { explainSmtpError } from '../../src/core/smtp-errors.js';
 import { ConfigError } from '../../src/errors/config-error.js';
 import { MailDeliveryError } from '../../src/errors/mail-error.js';
-import { SmtpSink } from '../harness/smtp-sink.js';
+import { type SelfSignedCertificate, SmtpSink, selfSignedCertificate } from '../harness/smtp-sink.js';
 
 const context: ConfigContext = {
   hostname: 'web1',
@@ -29,7 +28,7 @@ const MAIL: ComposedMail = {
 let folder: string;
 let passwordFile: string;
 /** A self-signed certificate for 127.0.0.1, made with openssl for this run. */
-let cert: { readonly key: string; readonly certFile: string; readonly cert: string };
+let cert: SelfSignedCertificate;
 
 function configFor(env: Record<string, string>): StatelessConfig {
   return parseConfigFor('test-email', { UNITWATCH_TO: 'ops@example.org', ...env }, context);
@@ -82,34 +81,7 @@ beforeAll(() => {
   folder = mkdtempSync(join(tmpdir(), 'unitwatch-transport-'));
   passwordFile = join(folder, 'password');
   writeFileSync(passwordFile, 'sesame-7f3a\n', { mode: 0o600 });
-  const keyFile = join(folder, 'key.pem');
-  const certFile = join(folder, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  cert = {
-    key: execFileSync('cat', [keyFile], { encoding: 'utf8' }),
-    cert: execFileSync('cat', [certFile], { encoding: 'utf8' }),
-    certFile,
-  };
+  cert = selfSignedCertificate(folder);
 });
 
 afterEach(async () => {
