@@ -405,10 +405,10 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_SMTP_CA_FILE',
       description:
-        "PEM file of CA certificates trusted besides the system's, for a relay whose certificate a " +
-        'private CA signed. Read at start-up. Certificates are always verified; there is no way to turn ' +
-        'that off.',
-      defaultText: "none (the system's CAs)",
+        "PEM file of CA certificates trusted besides Node.js's built-in ones, for a relay whose certificate " +
+        'a private CA signed (or a self-signed one). Read at start-up; an unreadable file is a configuration ' +
+        'error. Certificates are always verified; there is no way to turn that off.',
+      defaultText: 'none',
       example: '/etc/unitwatch/relay-ca.pem',
       schema: absolutePath,
     },
@@ -822,7 +822,7 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
       if (transport.user !== undefined) lines.push('# STARTTLS is required: the URL names a user');
       set('UNITWATCH_SMTP_STARTTLS', transport.startTls);
     }
-    if (transport.caFile === undefined) lines.push("# UNITWATCH_SMTP_CA_FILE unset: the system's CAs");
+    if (transport.caFile === undefined) lines.push("# UNITWATCH_SMTP_CA_FILE unset: Node.js's built-in CAs");
     else set('UNITWATCH_SMTP_CA_FILE', transport.caFile);
     if (transport.user === undefined) {
       lines.push('# UNITWATCH_SMTP_PASSWORD_FILE unset: no SMTP authentication');
