@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import nodemailer, { type Transporter } from 'nodemailer';
-import type { SendmailTransportConfig, SmtpTransportConfig, StatelessConfig } from '../core/config.js';
+import {
+  isLoopback,
+  type SendmailTransportConfig,
+  type SmtpTransportConfig,
+  type StartTlsPolicy,
+  type StatelessConfig,
+} from '../core/config.js';
 import type { ComposedMail } from '../core/message.js';
 import { explainSmtpError } from '../core/smtp-errors.js';
 import { ConfigError } from '../errors/config-error.js';
@@ -125,7 +131,7 @@ export class MailTransport implements MailSender {
             // Credentials never cross an unencrypted connection; parseConfig makes startTls
             // `require` whenever there is a user, and this holds even for a Config built by hand.
             requireTLS:
-              !transport.secure && (transport.user !== undefined || transport.startTls !== 'opportunistic'),
+              !transport.secure && (transport.user !== undefined || startTlsOf(transport) === 'require'),
             tls: {
               rejectUnauthorized: true,
               minVersion: 'TLSv1.2',
@@ -171,6 +177,15 @@ export class MailTransport implements MailSender {
       );
     }
   }
+}
+
+/**
+ * A Config built by hand without the field (test/fixtures/outbox-writer.mjs predates it) gets the
+ * default parseConfig would give it: required unless the relay is on loopback.
+ */
+function startTlsOf(transport: SmtpTransportConfig): StartTlsPolicy {
+  const policy: StartTlsPolicy | undefined = transport.startTls;
+  return policy ?? (isLoopback(transport.host) ? 'opportunistic' : 'require');
 }
 
 /**
