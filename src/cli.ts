@@ -21,7 +21,7 @@ import {
 import { parseEnvFile } from './core/env-file.js';
 import { unitFilter } from './core/globs.js';
 import { Daemon } from './daemon.js';
-import { ConfigError } from './errors/config-error.js';
+import { ConfigError, type ConfigProblem } from './errors/config-error.js';
 
 /** sysexits.h EX_CONFIG: lets the unit say RestartPreventExitStatus=78 so bad config does not restart-loop. */
 export const EXIT_CONFIG = 78;
@@ -230,9 +230,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     } else {
       config = parseConfigFor(command, env, configContext());
     }
-    password = await readSmtpPassword(config.transport);
-    readSmtpCaFile(config.transport);
-    if (daemonConfig !== undefined) await checkStateDirectory(daemonConfig.stateDirectory);
+    // The files the configuration names, checked together so that one run reports every problem.
+    const transport = config.transport;
+    const stateDirectory = daemonConfig?.stateDirectory;
+    const problems: ConfigProblem[] = [];
+    const attempt = async <T>(step: () => T | Promise<T>): Promise<T | undefined> => {
+      try {
+        return await step();
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        problems.push(...error.problems);
+        return undefined;
+      }
+    };
+    password = await attempt(() => readSmtpPassword(transport));
+    await attempt(() => readSmtpCaFile(transport));
+    if (stateDirectory !== undefined) await attempt(() => checkStateDirectory(stateDirectory));
+    if (problems.length > 0) throw new ConfigError(problems);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`unitwatch: ${error.message}\n`);

@@ -235,6 +235,25 @@ describe('unitwatch with a bad configuration', () => {
     },
   );
 
+  it('reports an unreadable password file, CA file and state directory of run together', async () => {
+    const file = join(folder, 'state-file-too');
+    writeFileSync(file, '');
+    const { code, stderr } = await unitwatch(['run'], {
+      UNITWATCH_TO: 'ops@example.org',
+      UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org:587',
+      UNITWATCH_SMTP_PASSWORD_FILE: join(folder, 'absent-password'),
+      UNITWATCH_SMTP_CA_FILE: join(folder, 'absent-ca.pem'),
+      UNITWATCH_STATE_DIRECTORY: file,
+    });
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain('invalid configuration (3 problems)');
+    expect(stderr).toContain(
+      `UNITWATCH_SMTP_PASSWORD_FILE: cannot read ${join(folder, 'absent-password')} (ENOENT)`,
+    );
+    expect(stderr).toContain(`UNITWATCH_SMTP_CA_FILE: cannot read ${join(folder, 'absent-ca.pem')} (ENOENT)`);
+    expect(stderr).toContain(`UNITWATCH_STATE_DIRECTORY: ${file} is a file, not a directory`);
+  });
+
   it('exits 78 from test-email for a user in the URL without a password source, naming both ways', async () => {
     const file = envFile('no-source.env', [
       'UNITWATCH_TO=ops@example.org',
