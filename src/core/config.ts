@@ -109,6 +109,8 @@ export interface Mailbox {
 /** One mailbox as written, or the problem with it. */
 export function parseMailbox(written: string): Mailbox | string {
   const value = written.trim();
+  // Control characters (CR, LF, ESC, NUL…) would let a value open a header line or a terminal escape.
+  if (/\p{Cc}/u.test(value)) return `"${printable(value)}" is not a mail address`;
   const display = DISPLAY_FORM.exec(value);
   const name = display?.[1]?.trim() ?? '';
   const address = (display === null ? value : (display[2] ?? '')).trim();

@@ -788,6 +788,13 @@ describe('parseConfig: recipients', () => {
     },
   );
 
+  it.each(['Ops\u001b[31m <ops@example.org>', '"Ops\u0000" <ops@example.org>', 'ops\u0007@example.org'])(
+    'refuses control characters anywhere in %j',
+    (value) => {
+      expect(typeof parseMailbox(value)).toBe('string');
+    },
+  );
+
   it('parses one mailbox into header text, envelope address and whether it is local', () => {
     expect(parseMailbox(' Ops  <ops@example.org> ')).toEqual({
       text: 'Ops <ops@example.org>',
