@@ -71,8 +71,8 @@ that fails.
 Each command checks what it uses. Only \`run\` keeps state, so only \`run\` needs a state
 directory, and it checks at start-up that it can create the directory and write in it (exit 78
 naming \`UNITWATCH_STATE_DIRECTORY\` if not). \`check-config\` runs outside the service, where the
-systemd credential holding the password is not visible, so it does not ask for one; \`run\` and
-\`test-email\` do.
+systemd credential holding the password is not visible, so it does not ask for one (a password
+file or CA file it is given is still read, to check it can be); \`run\` and \`test-email\` do.
 
 ## Encryption
 
