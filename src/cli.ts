@@ -6,14 +6,22 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createLogger, type Logger } from './adapters/logger.js';
-import { MailTransport, readSmtpPassword } from './adapters/mail-transport.js';
+import { MailTransport, readSmtpCaFile, readSmtpPassword } from './adapters/mail-transport.js';
+import { checkStateDirectory } from './adapters/state-directory.js';
 import { SystemdBus } from './adapters/systemd-bus.js';
 import { type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
-import { type Config, parseConfig, renderEffectiveConfig } from './core/config.js';
+import {
+  type Config,
+  type ConfigContext,
+  parseConfig,
+  parseConfigFor,
+  renderEffectiveConfig,
+  type StatelessConfig,
+} from './core/config.js';
 import { parseEnvFile } from './core/env-file.js';
 import { unitFilter } from './core/globs.js';
 import { Daemon } from './daemon.js';
-import { ConfigError } from './errors/config-error.js';
+import { ConfigError, type ConfigProblem } from './errors/config-error.js';
 
 /** sysexits.h EX_CONFIG: lets the unit say RestartPreventExitStatus=78 so bad config does not restart-loop. */
 export const EXIT_CONFIG = 78;
@@ -96,12 +104,12 @@ async function readEnvironment(envFile: string | undefined): Promise<Record<stri
   return env;
 }
 
-function configFrom(env: Readonly<Record<string, string | undefined>>): Config {
-  return parseConfig(env, {
+function configContext(): ConfigContext {
+  return {
     hostname: hostname(),
     systemdStateDirectory: process.env.STATE_DIRECTORY,
     credentialsDirectory: process.env.CREDENTIALS_DIRECTORY,
-  });
+  };
 }
 
 async function run(config: Config, password: string | undefined, logger: Logger): Promise<number> {
@@ -124,7 +132,7 @@ async function run(config: Config, password: string | undefined, logger: Logger)
   return 0;
 }
 
-async function testEmail(config: Config, password: string | undefined): Promise<number> {
+async function testEmail(config: StatelessConfig, password: string | undefined): Promise<number> {
   const transport = new MailTransport(config, password);
   transport.start();
   try {
@@ -151,17 +159,20 @@ async function testEmail(config: Config, password: string | undefined): Promise<
  * where no recipient or transport is configured (a monitoring host's own env file), it needs none.
  */
 async function check(envFile: string | undefined): Promise<number> {
-  let config: Config;
+  let config: StatelessConfig;
   try {
     const env = await readEnvironment(envFile);
-    config = configFrom({
-      UNITWATCH_TO: 'check@localhost',
-      UNITWATCH_STATE_DIRECTORY: '/',
-      ...(env.UNITWATCH_SMTP_URL === undefined && env.UNITWATCH_SENDMAIL === undefined
-        ? { UNITWATCH_SENDMAIL: '/bin/true' }
-        : {}),
-      ...env,
-    });
+    config = parseConfigFor(
+      'check-config',
+      {
+        UNITWATCH_TO: 'check@localhost',
+        ...(env.UNITWATCH_SMTP_URL === undefined && env.UNITWATCH_SENDMAIL === undefined
+          ? { UNITWATCH_SENDMAIL: '/bin/true' }
+          : {}),
+        ...env,
+      },
+      configContext(),
+    );
   } catch (error) {
     const result = unknownCheck(error instanceof Error ? error.message : String(error));
     process.stdout.write(`${result.line}\n`);
@@ -205,11 +216,37 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_USAGE;
   }
 
-  let config: Config;
+  // Each command validates what it uses: only `run` keeps state, and check-config runs outside the
+  // service, where the credential that holds the password is not visible.
+  const command = invocation.command as 'run' | 'check-config' | 'test-email';
+  let daemonConfig: Config | undefined;
+  let config: StatelessConfig;
   let password: string | undefined;
   try {
-    config = configFrom(await readEnvironment(invocation.envFile));
-    password = await readSmtpPassword(config.transport);
+    const env = await readEnvironment(invocation.envFile);
+    if (command === 'run') {
+      daemonConfig = parseConfig(env, configContext());
+      config = daemonConfig;
+    } else {
+      config = parseConfigFor(command, env, configContext());
+    }
+    // The files the configuration names, checked together so that one run reports every problem.
+    const transport = config.transport;
+    const stateDirectory = daemonConfig?.stateDirectory;
+    const problems: ConfigProblem[] = [];
+    const attempt = async <T>(step: () => T | Promise<T>): Promise<T | undefined> => {
+      try {
+        return await step();
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        problems.push(...error.problems);
+        return undefined;
+      }
+    };
+    password = await attempt(() => readSmtpPassword(transport));
+    await attempt(() => readSmtpCaFile(transport));
+    if (stateDirectory !== undefined) await attempt(() => checkStateDirectory(stateDirectory));
+    if (problems.length > 0) throw new ConfigError(problems);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`unitwatch: ${error.message}\n`);
@@ -218,15 +255,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
 
-  switch (invocation.command) {
-    case 'check-config':
-      process.stdout.write(renderEffectiveConfig(config));
-      return 0;
-    case 'test-email':
-      return testEmail(config, password);
-    default:
-      return run(config, password, createLogger({ level: config.logLevel }));
+  if (daemonConfig !== undefined)
+    return run(daemonConfig, password, createLogger({ level: daemonConfig.logLevel }));
+  if (command === 'check-config') {
+    process.stdout.write(renderEffectiveConfig(config));
+    return 0;
   }
+  return testEmail(config, password);
 }
 
 main(process.argv.slice(2)).then(

@@ -1,11 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SmtpSink } from './harness/smtp-sink.js';
+import { type SelfSignedCertificate, SmtpSink, selfSignedCertificate } from './harness/smtp-sink.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
@@ -18,13 +18,21 @@ interface Outcome {
   readonly stderr: string;
 }
 
+/** The unprivileged user the hardened unit's DynamicUser= stands for in these tests. */
+const NOBODY = 65_534;
+
 /** Runs the built CLI as a real process with only PATH and what the test gives, so no developer setting leaks in. */
-function unitwatch(args: readonly string[], env: Record<string, string> = {}): Promise<Outcome> {
+function unitwatch(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  uid: number | undefined = undefined,
+): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--', cli, ...args], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(uid === undefined ? {} : { uid, gid: uid }),
     });
     let stdout = '';
     let stderr = '';
@@ -40,6 +48,9 @@ function unitwatch(args: readonly string[], env: Record<string, string> = {}): P
 }
 
 let folder: string;
+/** World-readable, for the tests that run the CLI as an unprivileged user. */
+let shared: string;
+let cert: SelfSignedCertificate;
 
 function envFile(name: string, lines: readonly string[]): string {
   const path = join(folder, name);
@@ -61,11 +72,26 @@ beforeAll(() => {
   // The test command builds first; this only helps a lone `vitest run test/cli.test.ts`.
   if (!existsSync(cli)) execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' });
   folder = mkdtempSync(join(tmpdir(), 'unitwatch-cli-'));
+  shared = mkdtempSync(join(tmpdir(), 'unitwatch-cli-shared-'));
+  chmodSync(shared, 0o755);
+  cert = selfSignedCertificate(folder);
 });
 
 afterAll(() => {
   rmSync(folder, { recursive: true, force: true });
+  rmSync(shared, { recursive: true, force: true });
 });
+
+/** An env file anyone may read, in a directory anyone may enter. */
+function sharedEnvFile(name: string, lines: readonly string[]): string {
+  const path = join(shared, name);
+  writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o644 });
+  chmodSync(path, 0o644);
+  return path;
+}
+
+/** Whether this process may start others as another user (root, as the integration suite runs). */
+const canSwitchUser = process.getuid?.() === 0;
 
 describe('unitwatch --help and --version', () => {
   it('--help prints usage naming every command and exits 0', async () => {
@@ -125,19 +151,125 @@ describe('unitwatch with a bad configuration', () => {
     expect(code).toBe(EX_CONFIG);
     expect(stdout).toBe('');
     expect(stderr).toMatch(/invalid configuration \(\d+ problems\)/);
-    expect(stderr).toContain('UNITWATCH_TO: "not-an-address" is not a mail address');
+    expect(stderr).toContain('UNITWATCH_TO: "not-an-address" has no domain');
     expect(stderr).toContain('UNITWATCH_SMTP_URL: scheme must be smtp://');
     expect(stderr).toContain('UNITWATCH_LOG_LEVEL: must be one of');
     expect(stderr).toContain(
       'UNITWATCH_LOGLEVEL: is not a unitwatch variable; did you mean UNITWATCH_LOG_LEVEL?',
     );
-    expect(stderr).toContain('UNITWATCH_STATE_DIRECTORY: is required outside systemd');
+    // check-config writes no state, so it does not ask for a state directory.
+    expect(stderr).not.toContain('UNITWATCH_STATE_DIRECTORY');
+  });
+
+  it('says a port is out of range, naming the variable', async () => {
+    const file = envFile('port.env', [
+      'UNITWATCH_TO=ops@example.org',
+      'UNITWATCH_SMTP_URL=smtp://mail.example.org:99999',
+    ]);
+    const { code, stderr } = await unitwatch(['check-config', '--env-file', file]);
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain('UNITWATCH_SMTP_URL: port 99999 is out of range (1-65535)');
+    expect(stderr).not.toContain('is not a URL');
+  });
+
+  it('exits 78 for a query in the SMTP URL, naming the parameter', async () => {
+    const file = envFile('query.env', [
+      'UNITWATCH_TO=ops@example.org',
+      'UNITWATCH_SMTP_URL=smtp://mail.example.org:587?starttls=always',
+    ]);
+    const { code, stderr } = await unitwatch(['check-config', '--env-file', file]);
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain(
+      'UNITWATCH_SMTP_URL: query parameter "starttls" is not supported: set UNITWATCH_SMTP_STARTTLS',
+    );
+  });
+
+  it('exits 78 from run when the state directory is a file, before it touches D-Bus', async () => {
+    const file = join(folder, 'state-is-a-file');
+    writeFileSync(file, '');
+    const { code, stderr } = await unitwatch(['run'], {
+      UNITWATCH_TO: 'ops@example.org',
+      UNITWATCH_SENDMAIL: '/usr/sbin/sendmail',
+      UNITWATCH_STATE_DIRECTORY: file,
+    });
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain(`UNITWATCH_STATE_DIRECTORY: ${file} is a file, not a directory`);
+  });
+
+  it.skipIf(!canSwitchUser)(
+    'exits 78 from run when the state directory is not writable by the service user',
+    async () => {
+      const state = join(shared, 'root-owned-state');
+      mkdirSync(state, { mode: 0o755 });
+      const { code, stderr } = await unitwatch(
+        ['run'],
+        {
+          UNITWATCH_TO: 'ops@example.org',
+          UNITWATCH_SENDMAIL: '/usr/sbin/sendmail',
+          UNITWATCH_STATE_DIRECTORY: state,
+        },
+        NOBODY,
+      );
+      expect(stderr).toContain(
+        `UNITWATCH_STATE_DIRECTORY: ${state} is not writable by this process (uid ${NOBODY})`,
+      );
+      expect(code).toBe(EX_CONFIG);
+    },
+  );
+
+  it.skipIf(!canSwitchUser)(
+    'says the service user cannot read a root-only password file and how LoadCredential= hands it over',
+    async () => {
+      const passwordFile = join(shared, 'root-only-password');
+      writeFileSync(passwordFile, 'sesame\n', { mode: 0o600 });
+      const file = sharedEnvFile('eacces.env', [
+        'UNITWATCH_TO=ops@example.org',
+        'UNITWATCH_SMTP_URL=smtp://alerts@mail.example.org:587',
+        `UNITWATCH_SMTP_PASSWORD_FILE=${passwordFile}`,
+      ]);
+      const { code, stderr } = await unitwatch(['test-email', '--env-file', file], {}, NOBODY);
+      expect(stderr).toContain(`UNITWATCH_SMTP_PASSWORD_FILE: cannot read ${passwordFile} (EACCES)`);
+      expect(stderr).toContain('DynamicUser=');
+      expect(stderr).toContain(`LoadCredential=smtp-password:${passwordFile}`);
+      expect(code).toBe(EX_CONFIG);
+    },
+  );
+
+  it('reports an unreadable password file, CA file and state directory of run together', async () => {
+    const file = join(folder, 'state-file-too');
+    writeFileSync(file, '');
+    const { code, stderr } = await unitwatch(['run'], {
+      UNITWATCH_TO: 'ops@example.org',
+      UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org:587',
+      UNITWATCH_SMTP_PASSWORD_FILE: join(folder, 'absent-password'),
+      UNITWATCH_SMTP_CA_FILE: join(folder, 'absent-ca.pem'),
+      UNITWATCH_STATE_DIRECTORY: file,
+    });
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain('invalid configuration (3 problems)');
+    expect(stderr).toContain(
+      `UNITWATCH_SMTP_PASSWORD_FILE: cannot read ${join(folder, 'absent-password')} (ENOENT)`,
+    );
+    expect(stderr).toContain(`UNITWATCH_SMTP_CA_FILE: cannot read ${join(folder, 'absent-ca.pem')} (ENOENT)`);
+    expect(stderr).toContain(`UNITWATCH_STATE_DIRECTORY: ${file} is a file, not a directory`);
+  });
+
+  it('exits 78 from test-email for a user in the URL without a password source, naming both ways', async () => {
+    const file = envFile('no-source.env', [
+      'UNITWATCH_TO=ops@example.org',
+      'UNITWATCH_SMTP_URL=smtp://alerts@mail.example.org:587',
+    ]);
+    const { code, stderr } = await unitwatch(['test-email', '--env-file', file]);
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain('UNITWATCH_SMTP_URL: names the user "alerts" but no password is supplied');
+    expect(stderr).toContain('UNITWATCH_SMTP_PASSWORD_FILE=');
+    expect(stderr).toContain('LoadCredential=smtp-password:');
   });
 
   it('exits 78 for a bad configuration in the environment, with no env file', async () => {
-    const { code, stderr } = await unitwatch(['check-config'], { UNITWATCH_TO: 'nobody' });
+    const { code, stderr } = await unitwatch(['check-config'], { UNITWATCH_TO: 'no body' });
     expect(code).toBe(EX_CONFIG);
-    expect(stderr).toContain('UNITWATCH_TO: "nobody" is not a mail address');
+    expect(stderr).toContain('UNITWATCH_TO: "no body" is not a mail address; separate addresses with commas');
     expect(stderr).toContain('UNITWATCH_SMTP_URL: is required unless UNITWATCH_SENDMAIL is set');
   });
 
@@ -209,10 +341,44 @@ describe('unitwatch check-config', () => {
     expect(lines).toContain('UNITWATCH_TO=ops@example.org,oncall@example.org');
     expect(lines).toContain('UNITWATCH_FROM=unitwatch@web1.example.org');
     expect(lines).toContain('UNITWATCH_SMTP_URL=smtp://alerts@mail.example.org:587');
-    expect(lines).toContain(`UNITWATCH_SMTP_PASSWORD_FILE=${passwordFile}  # contents not shown`);
+    expect(stdout).toContain(
+      `# the SMTP password is read from this file; its contents are not shown\nUNITWATCH_SMTP_PASSWORD_FILE=${passwordFile}\n`,
+    );
     expect(lines).toContain(`UNITWATCH_STATE_DIRECTORY=${folder}`);
     expect(lines).toContain('UNITWATCH_LOG_LEVEL=info');
     expect(stdout + stderr).not.toContain(SECRET);
+  });
+
+  it('prints an env file that check-config reads back to the same output', async () => {
+    const first = await unitwatch([
+      'check-config',
+      '--env-file',
+      envFile('first.env', [
+        'UNITWATCH_TO=Ops <ops@example.org>, "Night, Shift" <night@example.org>',
+        'UNITWATCH_SMTP_URL=smtp://mail.example.org:587',
+        'UNITWATCH_CRITICAL=myapp',
+        'UNITWATCH_OUTPUT_LIMIT=131072',
+      ]),
+    ]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('UNITWATCH_CRITICAL=myapp.service\n');
+    expect(first.stdout).toContain('UNITWATCH_OUTPUT_LIMIT=128K\n');
+    const second = await unitwatch(['check-config', '--env-file', envFile('second.env', [first.stdout])]);
+    expect(second.stderr).toBe('');
+    expect(second.stdout).toBe(first.stdout);
+  });
+
+  it('needs no state directory and no visible password source: the service may have both', async () => {
+    const file = envFile('stateless.env', [
+      'UNITWATCH_TO=ops@example.org',
+      'UNITWATCH_SMTP_URL=smtp://alerts@mail.example.org:587',
+    ]);
+    const { code, stdout, stderr } = await unitwatch(['check-config', '--env-file', file]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain('# UNITWATCH_STATE_DIRECTORY unset');
+    expect(stdout).toContain('LoadCredential=smtp-password:/path');
   });
 
   it('lets the env file override the environment', async () => {
@@ -242,13 +408,16 @@ describe('unitwatch check-config', () => {
 
 describe('unitwatch test-email', () => {
   const sink = new SmtpSink();
-  const logins: { username: string | undefined; password: string | null | undefined }[] = [];
+  const logins: { username: string | undefined; password: string | null | undefined; secure: boolean }[] = [];
 
   beforeAll(async () => {
+    // A relay as on the network: STARTTLS with a certificate that UNITWATCH_SMTP_CA_FILE trusts.
     await sink.start({
-      allowInsecureAuth: true,
-      onAuth: (auth, _session, callback) => {
-        logins.push({ username: auth.username, password: auth.password });
+      disabledCommands: [],
+      key: cert.key,
+      cert: cert.cert,
+      onAuth: (auth, session, callback) => {
+        logins.push({ username: auth.username, password: auth.password, secure: session.secure });
         if (auth.username === 'alerts' && auth.password === 'sesame-7f3a') callback(null, { user: 'alerts' });
         else callback(new Error('bad credentials'));
       },
@@ -264,11 +433,11 @@ describe('unitwatch test-email', () => {
     logins.length = 0;
   });
 
-  it('sends one mail through SMTP, marked as automatic, and exits 0', async () => {
+  it('sends one mail through SMTP, marked as automatic, and exits 0, with no state directory', async () => {
     const file = envFile('smtp.env', [
+      `UNITWATCH_SMTP_CA_FILE=${cert.certFile}`,
       'UNITWATCH_TO=ops@example.org,oncall@example.org',
       `UNITWATCH_SMTP_URL=${sink.url}`,
-      `UNITWATCH_STATE_DIRECTORY=${folder}`,
       'UNITWATCH_HOSTNAME=web1.example.org',
     ]);
     const { code, stdout, stderr } = await unitwatch(['test-email', '--env-file', file]);
@@ -289,6 +458,7 @@ describe('unitwatch test-email', () => {
     const passwordFile = join(folder, 'sink-password');
     writeFileSync(passwordFile, 'sesame-7f3a\n', { mode: 0o600 });
     const file = envFile('smtp-auth.env', [
+      `UNITWATCH_SMTP_CA_FILE=${cert.certFile}`,
       'UNITWATCH_TO=ops@example.org',
       `UNITWATCH_SMTP_URL=smtp://alerts@127.0.0.1:${sink.port}`,
       `UNITWATCH_SMTP_PASSWORD_FILE=${passwordFile}`,
@@ -297,7 +467,7 @@ describe('unitwatch test-email', () => {
     const { code, stdout, stderr } = await unitwatch(['test-email', '--env-file', file]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(logins).toEqual([{ username: 'alerts', password: 'sesame-7f3a' }]);
+    expect(logins).toEqual([{ username: 'alerts', password: 'sesame-7f3a', secure: true }]);
     expect(sink.mails).toHaveLength(1);
     expect(stdout).not.toContain('sesame-7f3a');
   });
@@ -306,6 +476,7 @@ describe('unitwatch test-email', () => {
     const passwordFile = join(folder, 'wrong-password');
     writeFileSync(passwordFile, 'not-the-password\n', { mode: 0o600 });
     const file = envFile('smtp-wrong.env', [
+      `UNITWATCH_SMTP_CA_FILE=${cert.certFile}`,
       'UNITWATCH_TO=ops@example.org',
       `UNITWATCH_SMTP_URL=smtp://alerts@127.0.0.1:${sink.port}`,
       `UNITWATCH_SMTP_PASSWORD_FILE=${passwordFile}`,
@@ -332,6 +503,7 @@ describe('unitwatch test-email', () => {
     expect(code).not.toBe(EX_CONFIG);
     expect(stdout).toBe('');
     expect(stderr).toContain(`mail delivery through smtp://127.0.0.1:${port} failed`);
+    expect(stderr).toContain(`nothing accepts connections at 127.0.0.1:${port}`);
     expect(stderr).toContain('ECONNREFUSED');
   });
 });

@@ -1,7 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
 import nodemailer, { type Transporter } from 'nodemailer';
-import type { Config, SendmailTransportConfig, SmtpTransportConfig } from '../core/config.js';
+import {
+  isLoopback,
+  type SendmailTransportConfig,
+  type SmtpTransportConfig,
+  type StartTlsPolicy,
+  type StatelessConfig,
+} from '../core/config.js';
 import type { ComposedMail } from '../core/message.js';
+import { explainSmtpError } from '../core/smtp-errors.js';
 import { ConfigError } from '../errors/config-error.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
 
@@ -20,29 +29,86 @@ export async function readSmtpPassword(
   transport: SmtpTransportConfig | SendmailTransportConfig,
 ): Promise<string | undefined> {
   if (transport.kind !== 'smtp' || transport.passwordFile === undefined) return undefined;
+  const file = transport.passwordFile;
+  let password: string;
   try {
-    return (await readFile(transport.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+    password = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError([
       {
         key: 'UNITWATCH_SMTP_PASSWORD_FILE',
-        message: `cannot read ${transport.passwordFile} (${code ?? String(error)})`,
+        message: unreadablePasswordMessage(file, transport.passwordSource, code ?? String(error)),
       },
     ]);
   }
+  if (password === '') {
+    throw new ConfigError([{ key: 'UNITWATCH_SMTP_PASSWORD_FILE', message: `${file} is empty` }]);
+  }
+  return password;
 }
+
+function unreadablePasswordMessage(
+  file: string,
+  source: SmtpTransportConfig['passwordSource'],
+  code: string,
+): string {
+  if (source === 'credential') {
+    return (
+      `unset, and the systemd credential smtp-password cannot be read (${file}: ${code}): add ` +
+      'LoadCredential=smtp-password:/path/to/file to the unit (NixOS: services.unitwatch.smtpPasswordFile), ' +
+      'or set UNITWATCH_SMTP_PASSWORD_FILE'
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return (
+      `cannot read ${file} (${code}): the service runs as its own user (DynamicUser=), which may not read ` +
+      `it. Hand it over as a systemd credential instead: LoadCredential=smtp-password:${file} ` +
+      '(NixOS: services.unitwatch.smtpPasswordFile), and unset UNITWATCH_SMTP_PASSWORD_FILE'
+    );
+  }
+  return `cannot read ${file} (${code})`;
+}
+
+/**
+ * Reads UNITWATCH_SMTP_CA_FILE (PEM) at start-up; the CAs in it are trusted besides Node's
+ * defaults. Synchronous: one small file, read once before the first connection.
+ */
+export function readSmtpCaFile(transport: SmtpTransportConfig | SendmailTransportConfig): string | undefined {
+  if (transport.kind !== 'smtp' || transport.caFile === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(transport.caFile, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError([
+      { key: 'UNITWATCH_SMTP_CA_FILE', message: `cannot read ${transport.caFile} (${code})` },
+    ]);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError([
+      {
+        key: 'UNITWATCH_SMTP_CA_FILE',
+        message: `${transport.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+      },
+    ]);
+  }
+  return pem;
+}
+
+/** The configuration MailTransport reads: who, from where, and how. */
+export type MailConfig = Pick<StatelessConfig, 'transport' | 'from' | 'to' | 'hostname'>;
 
 /**
  * Sends composed mail over SMTP (pooled, so a storm reuses one warm connection) or through a
  * sendmail binary. Every failure becomes a MailDeliveryError that says whether retrying can help.
  */
 export class MailTransport implements MailSender {
-  readonly #config: Config;
+  readonly #config: MailConfig;
   readonly #password: string | undefined;
   #transporter: Transporter | undefined;
 
-  constructor(config: Config, password: string | undefined) {
+  constructor(config: MailConfig, password: string | undefined) {
     this.#config = config;
     this.#password = password;
   }
@@ -52,14 +118,25 @@ export class MailTransport implements MailSender {
     return transport.kind === 'smtp' ? transport.url : `sendmail ${transport.path}`;
   }
 
+  /** Throws ConfigError when UNITWATCH_SMTP_CA_FILE cannot be read. */
   start(): void {
     const transport = this.#config.transport;
+    const ca = readSmtpCaFile(transport);
     this.#transporter =
       transport.kind === 'smtp'
         ? nodemailer.createTransport({
             host: transport.host,
             port: transport.port,
             secure: transport.secure,
+            // Credentials never cross an unencrypted connection; parseConfig makes startTls
+            // `require` whenever there is a user, and this holds even for a Config built by hand.
+            requireTLS:
+              !transport.secure && (transport.user !== undefined || startTlsOf(transport) === 'require'),
+            tls: {
+              rejectUnauthorized: true,
+              minVersion: 'TLSv1.2',
+              ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }),
+            },
             ...(transport.user === undefined
               ? {}
               : { auth: { user: transport.user, pass: this.#password ?? '' } }),
@@ -94,7 +171,41 @@ export class MailTransport implements MailSender {
       });
       return { accepted: (info.accepted ?? []).map(String), response: String(info.response ?? '') };
     } catch (error) {
-      throw new MailDeliveryError(this.description, error);
+      throw new MailDeliveryError(
+        this.description,
+        explained(error, explainSmtpError(error, this.#config.transport)),
+      );
     }
   }
+}
+
+/**
+ * A Config built by hand without the field (test/fixtures/outbox-writer.mjs predates it) gets the
+ * default parseConfig would give it: required unless the relay is on loopback.
+ */
+function startTlsOf(transport: SmtpTransportConfig): StartTlsPolicy {
+  const policy: StartTlsPolicy | undefined = transport.startTls;
+  return policy ?? (isLoopback(transport.host) ? 'opportunistic' : 'require');
+}
+
+/**
+ * The cause MailDeliveryError is built from, with the explanation in front of the transport's own
+ * words. Keeps `code`, `command` and `response`; keeps `responseCode` only when the answer is about
+ * the message: a refused STARTTLS (ETLS) is a connection problem that a fixed relay or setting
+ * cures without touching the mail, so it must not read as a permanent 5xx for that mail.
+ */
+function explained(error: unknown, explanation: string | undefined): unknown {
+  if (explanation === undefined) return error;
+  const original = error instanceof Error ? error.message : String(error);
+  const wrapped = new Error(`${explanation} (${original})`, { cause: error });
+  if (typeof error === 'object' && error !== null) {
+    const fields = error as Record<string, unknown>;
+    for (const key of ['code', 'command', 'response'] as const) {
+      if (fields[key] !== undefined) Object.assign(wrapped, { [key]: fields[key] });
+    }
+    if (fields.code !== 'ETLS' && typeof fields.responseCode === 'number') {
+      Object.assign(wrapped, { responseCode: fields.responseCode });
+    }
+  }
+  return wrapped;
 }

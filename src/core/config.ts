@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors/config-error.js';
-import { UNIT_GLOB } from './globs.js';
+import { UNIT_GLOB, withUnitSuffix } from './globs.js';
 import type { PolicySettings } from './policy.js';
 import { cleanLine } from './text.js';
-import { formatDuration, parseDuration, parseSize } from './units-of-measure.js';
+import { formatDuration, formatSize, parseDuration, parseSize } from './units-of-measure.js';
 
 /**
  * The one schema of unitwatch's configuration. Validation, defaults, `check-config` output and
@@ -13,6 +13,13 @@ import { formatDuration, parseDuration, parseSize } from './units-of-measure.js'
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export const STARTTLS_POLICIES = ['require', 'opportunistic'] as const;
+/** `require`: no mail without STARTTLS; `opportunistic`: upgrade when offered, else plain (no AUTH). */
+export type StartTlsPolicy = (typeof STARTTLS_POLICIES)[number];
+
 export interface SmtpTransportConfig {
   readonly kind: 'smtp';
   /** The URL without credentials, safe to print. */
@@ -21,8 +28,14 @@ export interface SmtpTransportConfig {
   readonly host: string;
   readonly port: number;
   readonly user: string | undefined;
+  /** For smtp://. Always `require` when there is a user; irrelevant (and `require`) for smtps://. */
+  readonly startTls: StartTlsPolicy;
+  /** A PEM file of CAs trusted besides the system's, read at start-up. */
+  readonly caFile: string | undefined;
   /** Where the password is read from at start-up; the password itself never enters Config. */
   readonly passwordFile: string | undefined;
+  /** Whether passwordFile was named (UNITWATCH_SMTP_PASSWORD_FILE) or is the systemd credential. */
+  readonly passwordSource: 'file' | 'credential' | undefined;
 }
 
 export interface SendmailTransportConfig {
@@ -41,11 +54,20 @@ export interface Config {
   readonly transport: SmtpTransportConfig | SendmailTransportConfig;
   readonly stateDirectory: string;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   readonly statusLines: number;
   readonly commandTimeoutMs: number;
   readonly outputLimitBytes: number;
   readonly journalSettleMs: number;
 }
+
+/**
+ * The configuration of a command that keeps no state (`check-config`, `test-email`, `check`):
+ * the state directory may be unknown there.
+ */
+export type StatelessConfig = Omit<Config, 'stateDirectory'> & {
+  readonly stateDirectory: string | undefined;
+};
 
 /** What the environment around the process supplies beyond the UNITWATCH_* variables. */
 export interface ConfigContext {
@@ -65,40 +87,90 @@ interface VariableSpec {
   readonly schema: z.ZodType<unknown, string>;
 }
 
+const DOMAIN = String.raw`[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*`;
+const LOCAL_PART = String.raw`[^\s@<>(),;:"\\[\]]+`;
 /**
  * Local part @ host name. Looser than zod's z.email(), which wants a dotted domain: `root@localhost`
- * and `ops@mailhub` are real recipients on servers.
+ * and `ops@mailhub` are real recipients on servers. A bare local part (`root`) is a local name.
  */
-const ADDRESS = z
-  .string()
-  .regex(
-    /^[^\s@<>(),;:"\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
-  );
+const ADDRESS = new RegExp(`^${LOCAL_PART}(?:@${DOMAIN})?$`);
+/** `Ops <ops@example.org>` or `"Ops, Team" <ops@example.org>`. */
+const DISPLAY_FORM = /^("(?:[^"\\\r\n]|\\[^\r\n])*"|[^"<>@,;:\\[\]\r\n]*?)\s*<([^<>]*)>$/;
+
+export interface Mailbox {
+  /** As it goes into the header: `ops@example.org` or `Ops <ops@example.org>`. */
+  readonly text: string;
+  /** The envelope address. */
+  readonly address: string;
+  /** True for a bare local name such as `root`, which only sendmail can qualify. */
+  readonly local: boolean;
+}
+
+/** One mailbox as written, or the problem with it. */
+export function parseMailbox(written: string): Mailbox | string {
+  const value = written.trim();
+  // Control characters (CR, LF, ESC, NUL…) would let a value open a header line or a terminal escape.
+  if (/\p{Cc}/u.test(value)) return `"${printable(value)}" is not a mail address`;
+  const display = DISPLAY_FORM.exec(value);
+  const name = display?.[1]?.trim() ?? '';
+  const address = (display === null ? value : (display[2] ?? '')).trim();
+  if (address.startsWith('-')) {
+    return `"${printable(address)}" starts with "-", which sendmail would take as an option: remove the dash`;
+  }
+  if (!ADDRESS.test(address)) {
+    const hint = /[;\s]/.test(value) ? '; separate addresses with commas' : '';
+    return `"${printable(value)}" is not a mail address${hint}`;
+  }
+  return { text: name === '' ? address : `${name} <${address}>`, address, local: !address.includes('@') };
+}
+
+/** Splits at commas outside double quotes, so `"Ops, Team" <ops@example.org>` stays one. */
+function splitAddressList(value: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i] ?? '';
+    if (char === '\\' && quoted) {
+      current += char + (value[++i] ?? '');
+      continue;
+    }
+    if (char === '"') quoted = !quoted;
+    if (char === ',' && !quoted) {
+      parts.push(current);
+      current = '';
+    } else current += char;
+  }
+  parts.push(current);
+  return parts.map((part) => part.trim()).filter((part) => part !== '');
+}
 
 const addressList = z.string().transform((value, ctx) => {
-  const addresses = value
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
-  if (addresses.length === 0) {
+  const parts = splitAddressList(value);
+  if (parts.length === 0) {
     ctx.addIssue({ code: 'custom', message: 'needs at least one address' });
     return z.NEVER;
   }
-  for (const address of addresses) {
-    if (!ADDRESS.safeParse(address).success) {
-      ctx.addIssue({ code: 'custom', message: `"${printable(address)}" is not a mail address` });
-    }
+  const mailboxes: Mailbox[] = [];
+  for (const part of parts) {
+    const mailbox = parseMailbox(part);
+    if (typeof mailbox === 'string') ctx.addIssue({ code: 'custom', message: mailbox });
+    else mailboxes.push(mailbox);
   }
-  return addresses;
+  return mailboxes;
 });
 
 const singleAddress = z.string().transform((value, ctx) => {
-  const address = value.trim();
-  if (!ADDRESS.safeParse(address).success) {
-    ctx.addIssue({ code: 'custom', message: `"${printable(address)}" is not a mail address` });
+  const mailbox = parseMailbox(value);
+  if (typeof mailbox === 'string') {
+    const several = splitAddressList(value).length > 1;
+    ctx.addIssue({
+      code: 'custom',
+      message: several ? `"${printable(value.trim())}" is not one mail address` : mailbox,
+    });
     return z.NEVER;
   }
-  return address;
+  return mailbox;
 });
 
 const absolutePath = z.string().refine((value) => value.startsWith('/') && !value.includes('\0'), {
@@ -149,7 +221,7 @@ function size(min: number, max: number) {
       return z.NEVER;
     }
     if (bytes < min || bytes > max) {
-      ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max} bytes` });
+      ctx.addIssue({ code: 'custom', message: `must be between ${formatSize(min)} and ${formatSize(max)}` });
       return z.NEVER;
     }
     return bytes;
@@ -163,14 +235,16 @@ function list(value: string): string[] {
     .filter((part) => part !== '');
 }
 
+/** Unit names and globs; a name without a type suffix means a service, as in systemctl. */
 const globList = z.string().transform((value, ctx) => {
   const globs = list(value);
   for (const glob of globs) {
     if (!UNIT_GLOB.test(glob)) {
-      ctx.addIssue({ code: 'custom', message: `"${printable(glob)}" is not a unit name or glob` });
+      const hint = /[;\s]/.test(glob) ? '; separate units with commas' : '';
+      ctx.addIssue({ code: 'custom', message: `"${printable(glob)}" is not a unit name or glob${hint}` });
     }
   }
-  return globs;
+  return globs.map(withUnitSuffix);
 });
 
 const durationList = z.string().transform((value, ctx) => {
@@ -196,36 +270,69 @@ const boolean = z.string().transform((value, ctx) => {
   return z.NEVER;
 });
 
-const smtpUrl = z.string().transform((value, ctx): Omit<SmtpTransportConfig, 'passwordFile'> => {
+type ParsedSmtpUrl = Pick<SmtpTransportConfig, 'kind' | 'url' | 'secure' | 'host' | 'port' | 'user'>;
+
+/** What to do instead of a query parameter that other tools read from an SMTP URL. */
+const QUERY_PARAMETER_FIXES: Record<string, string> = {
+  secure: 'use smtps:// for TLS from the start, or smtp:// with UNITWATCH_SMTP_STARTTLS',
+  ssl: 'use smtps:// for TLS from the start, or smtp:// with UNITWATCH_SMTP_STARTTLS',
+  tls: 'use smtps:// for TLS from the start, or smtp:// with UNITWATCH_SMTP_STARTTLS',
+  starttls: 'set UNITWATCH_SMTP_STARTTLS=require or opportunistic instead',
+  requiretls: 'set UNITWATCH_SMTP_STARTTLS=require instead',
+  ignoretls: 'set UNITWATCH_SMTP_STARTTLS=opportunistic instead (TLS is never skipped when offered)',
+  opportunistictls: 'set UNITWATCH_SMTP_STARTTLS=opportunistic instead',
+  rejectunauthorized:
+    'certificates are always verified; for a private CA, set UNITWATCH_SMTP_CA_FILE to its certificate',
+  ca: 'set UNITWATCH_SMTP_CA_FILE to the CA certificate instead',
+  password: 'put the password in a file named by UNITWATCH_SMTP_PASSWORD_FILE instead',
+  pass: 'put the password in a file named by UNITWATCH_SMTP_PASSWORD_FILE instead',
+};
+
+const smtpUrl = z.string().transform((value, ctx): ParsedSmtpUrl => {
+  const fail = (message: string) => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  };
+  const trimmed = value.trim();
+  // WHATWG URL refuses a port above 65535 outright; say that rather than "is not a URL".
+  const writtenPort = /^smtps?:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/i.exec(
+    trimmed,
+  )?.[1];
+  if (writtenPort !== undefined && (Number(writtenPort) < 1 || Number(writtenPort) > 65535)) {
+    return fail(`port ${printable(writtenPort)} is out of range (1-65535)`);
+  }
   let url: URL;
   try {
-    url = new URL(value.trim());
+    url = new URL(trimmed);
   } catch {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${printable(value)}" is not a URL (e.g. smtp://mail.example.org:587)`,
-    });
-    return z.NEVER;
+    return fail(`"${printable(value)}" is not a URL (e.g. smtp://mail.example.org:587)`);
   }
   if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
-    ctx.addIssue({
-      code: 'custom',
-      message: `scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)`,
-    });
-    return z.NEVER;
+    return fail('scheme must be smtp:// (STARTTLS) or smtps:// (TLS from the start)');
   }
   if (url.password !== '') {
     // A password in the URL would sit in the clear environment, readable in /proc and `systemctl show`.
+    return fail('must not contain a password: put it in a file named by UNITWATCH_SMTP_PASSWORD_FILE');
+  }
+  if (url.hostname === '') return fail('has no host');
+  let rejected = false;
+  for (const name of new Set(url.searchParams.keys())) {
+    rejected = true;
+    const fix =
+      QUERY_PARAMETER_FIXES[name.toLowerCase()] ??
+      'remove it: unitwatch reads its settings from UNITWATCH_* variables, not from the URL';
     ctx.addIssue({
       code: 'custom',
-      message: 'must not contain a password: put it in a file named by UNITWATCH_SMTP_PASSWORD_FILE',
+      message: `query parameter "${printable(name)}" is not supported: ${fix}`,
     });
-    return z.NEVER;
   }
-  if (url.hostname === '') {
-    ctx.addIssue({ code: 'custom', message: 'has no host' });
-    return z.NEVER;
+  if (!rejected && url.search !== '') {
+    return fail('must not have a query (?…): unitwatch reads its settings from UNITWATCH_* variables');
   }
+  if ((url.pathname !== '' && url.pathname !== '/') || url.hash !== '') {
+    return fail(`must be just scheme, user, host and port: remove "${printable(url.pathname + url.hash)}"`);
+  }
+  if (rejected) return z.NEVER;
   const secure = url.protocol === 'smtps:';
   const port = url.port === '' ? (secure ? 465 : 25) : Number(url.port);
   const user = url.username === '' ? undefined : decodeURIComponent(url.username);
@@ -239,18 +346,27 @@ const smtpUrl = z.string().transform((value, ctx): Omit<SmtpTransportConfig, 'pa
   };
 });
 
+/** 127.0.0.0/8, ::1 and localhost: a relay on this machine, reached without crossing a network. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function variables(context: ConfigContext): readonly VariableSpec[] {
   return [
     {
       name: 'UNITWATCH_TO',
-      description: 'Where notifications go: one or more addresses, comma-separated. Required.',
+      description:
+        'Where notifications go: one or more addresses, comma-separated, each `ops@example.org` or ' +
+        '`Ops <ops@example.org>`. A bare local name such as `root` is accepted with `UNITWATCH_SENDMAIL`, ' +
+        'which qualifies it, and refused with SMTP, where a relay would refuse it or deliver it to its own ' +
+        '`root`: write `root@<hostname>` there. An address may not start with `-`. Required.',
       defaultText: undefined,
       example: 'ops@example.org, oncall@example.org',
       schema: addressList,
     },
     {
       name: 'UNITWATCH_FROM',
-      description: 'Sender address of every mail.',
+      description: 'Sender address of every mail, written as in `UNITWATCH_TO` (one address).',
       defaultText: `unitwatch@${context.hostname}`,
       example: 'unitwatch@web1.example.org',
       schema: singleAddress,
@@ -258,9 +374,12 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_SMTP_URL',
       description:
-        'SMTP server to send through. `smtp://host:port` upgrades with STARTTLS when the server offers it, ' +
-        '`smtps://host:port` speaks TLS from the start. A user name goes in the URL (`smtp://alerts@host:587`), ' +
-        'the password never does. Exactly one of this and `UNITWATCH_SENDMAIL` must be set.',
+        'SMTP server to send through. `smtp://host:port` upgrades with STARTTLS (see ' +
+        '`UNITWATCH_SMTP_STARTTLS`), `smtps://host:port` speaks TLS from the start (port 465). The port ' +
+        'defaults to 25 (smtp) or 465 (smtps). A user name goes in the URL (`smtp://alerts@host:587`), ' +
+        'the password never does; with a user, the password is only ever sent over TLS. The URL takes no ' +
+        'query parameters and no path: every setting is a `UNITWATCH_*` variable. Exactly one of this and ' +
+        '`UNITWATCH_SENDMAIL` must be set.',
       defaultText: undefined,
       example: 'smtp://alerts@mail.example.org:587',
       schema: smtpUrl,
@@ -272,6 +391,27 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
         '`smtp-password` is used if present (`LoadCredential=smtp-password:/path`).',
       defaultText: '`$CREDENTIALS_DIRECTORY/smtp-password` if it exists',
       example: '/run/secrets/unitwatch-smtp',
+      schema: absolutePath,
+    },
+    {
+      name: 'UNITWATCH_SMTP_STARTTLS',
+      description:
+        'For `smtp://`: `require` sends no mail unless the server offers STARTTLS and the upgrade ' +
+        'succeeds; `opportunistic` upgrades when offered and otherwise sends in the clear. With a user in ' +
+        '`UNITWATCH_SMTP_URL` it is always `require` (credentials never cross an unencrypted connection), ' +
+        'and `opportunistic` is refused. Has no effect with `smtps://`, which is TLS from the start.',
+      defaultText: '`require`, or `opportunistic` for a relay on loopback (127.0.0.0/8, ::1, localhost)',
+      example: 'require',
+      schema: z.enum(STARTTLS_POLICIES, { error: `must be one of ${STARTTLS_POLICIES.join(', ')}` }),
+    },
+    {
+      name: 'UNITWATCH_SMTP_CA_FILE',
+      description:
+        "PEM file of CA certificates trusted besides Node.js's built-in ones, for a relay whose certificate " +
+        'a private CA signed (or a self-signed one). Read at start-up; an unreadable file is a configuration ' +
+        'error. Certificates are always verified; there is no way to turn that off.',
+      defaultText: 'none',
+      example: '/etc/unitwatch/relay-ca.pem',
       schema: absolutePath,
     },
     {
@@ -308,6 +448,15 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
       schema: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }),
     },
     {
+      name: 'UNITWATCH_LOG_FORMAT',
+      description:
+        '`text`: one line a message for the journal, subject first, then `key=value` facts. `json`: one ' +
+        'JSON object a line, for log shippers.',
+      defaultText: 'text',
+      example: 'json',
+      schema: z.enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(', ')}` }),
+    },
+    {
       name: 'UNITWATCH_STATUS_LINES',
       description: 'Journal lines that `systemctl status --lines=N` shows in each mail.',
       defaultText: '20',
@@ -341,7 +490,9 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_INCLUDE',
       description:
-        'Units to watch: comma-separated names or globs (`*`, `?`, `[…]`), such as `*.service`, `backup-*.service`, `user@*.service`.',
+        'Units to watch: comma-separated names or globs (`*`, `?`, `[…]`), such as `*.service`, `backup-*.service`, `user@*.service`. ' +
+        'As with systemctl, a name without a type suffix is a service (`nginx` means `nginx.service`); a glob ' +
+        'that ends in a wildcard is kept as written.',
       defaultText: '`*` (every unit)',
       example: '*.service,*.mount',
       schema: globList,
@@ -349,7 +500,8 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_EXCLUDE',
       description:
-        'Units never to mail about, even when included: units that fail on purpose, such as automounts of absent disks.',
+        'Units never to mail about, even when included: units that fail on purpose, such as automounts of absent disks. ' +
+        'Written as `UNITWATCH_INCLUDE`.',
       defaultText: 'none',
       example: 'media-*.automount,systemd-networkd-wait-online.service',
       schema: globList,
@@ -358,7 +510,8 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
       name: 'UNITWATCH_CRITICAL',
       description:
         'Units that must stay active. Leaving `active` for any reason (stopped, dead, failed) is mailed at high ' +
-        'priority, and so is their recovery. Always watched, whatever UNITWATCH_EXCLUDE says.',
+        'priority, and so is their recovery. Always watched, whatever UNITWATCH_EXCLUDE says. Written as ' +
+        '`UNITWATCH_INCLUDE` (`myapp` means `myapp.service`).',
       defaultText: 'none',
       example: 'nginx.service,postgresql.service',
       schema: globList,
@@ -443,12 +596,36 @@ export function describeVariables(context: ConfigContext): readonly VariableDoc[
 }
 
 /**
- * Parses the environment into a Config. Throws ConfigError listing every problem, never the first only.
+ * What a command needs from the configuration. Only `run` keeps state; `check-config` runs outside
+ * the service, where the systemd credential holding the password is not visible.
+ */
+export type ConfigPurpose = 'run' | 'test-email' | 'check-config';
+
+const NEEDS: Record<ConfigPurpose, { readonly stateDirectory: boolean; readonly password: boolean }> = {
+  run: { stateDirectory: true, password: true },
+  'test-email': { stateDirectory: false, password: true },
+  'check-config': { stateDirectory: false, password: false },
+};
+
+/**
+ * Parses the environment into the daemon's Config. Throws ConfigError listing every problem,
+ * never the first only.
  */
 export function parseConfig(
   env: Readonly<Record<string, string | undefined>>,
   context: ConfigContext,
 ): Config {
+  const config = parseConfigFor('run', env, context);
+  return { ...config, stateDirectory: config.stateDirectory ?? '' };
+}
+
+/** Parses the environment for one command, validating only what that command needs. */
+export function parseConfigFor(
+  purpose: ConfigPurpose,
+  env: Readonly<Record<string, string | undefined>>,
+  context: ConfigContext,
+): StatelessConfig {
+  const needs = NEEDS[purpose];
   const specs = variables(context);
   const known = new Set(specs.map((spec) => spec.name));
   const problems: ConfigProblem[] = [];
@@ -478,11 +655,12 @@ export function parseConfig(
   const failed = new Set(problems.map((p) => p.key));
   const pick = <T>(name: string, fallback: T): T => (values.has(name) ? (values.get(name) as T) : fallback);
   const isSet = (name: string) => values.has(name) || failed.has(name);
+  const hostname = pick('UNITWATCH_HOSTNAME', context.hostname);
 
   if (!isSet('UNITWATCH_TO'))
     problems.push({ key: 'UNITWATCH_TO', message: 'is required: who gets the mail?' });
 
-  const smtp = values.get('UNITWATCH_SMTP_URL') as Omit<SmtpTransportConfig, 'passwordFile'> | undefined;
+  const smtp = values.get('UNITWATCH_SMTP_URL') as ParsedSmtpUrl | undefined;
   const sendmail = values.get('UNITWATCH_SENDMAIL') as string | undefined;
   if (isSet('UNITWATCH_SMTP_URL') && isSet('UNITWATCH_SENDMAIL')) {
     problems.push({
@@ -493,6 +671,12 @@ export function parseConfig(
     problems.push({ key: 'UNITWATCH_SMTP_URL', message: 'is required unless UNITWATCH_SENDMAIL is set' });
   }
 
+  // Settings that only SMTP reads.
+  for (const name of ['UNITWATCH_SMTP_PASSWORD_FILE', 'UNITWATCH_SMTP_STARTTLS', 'UNITWATCH_SMTP_CA_FILE']) {
+    if (values.has(name) && sendmail !== undefined)
+      problems.push({ key: name, message: 'has no use with UNITWATCH_SENDMAIL' });
+  }
+
   const explicitPasswordFile = values.get('UNITWATCH_SMTP_PASSWORD_FILE') as string | undefined;
   if (explicitPasswordFile !== undefined && smtp !== undefined && smtp.user === undefined) {
     problems.push({
@@ -500,15 +684,64 @@ export function parseConfig(
       message: 'is set but UNITWATCH_SMTP_URL names no user (smtp://USER@host:port)',
     });
   }
-  if (explicitPasswordFile !== undefined && sendmail !== undefined) {
-    problems.push({ key: 'UNITWATCH_SMTP_PASSWORD_FILE', message: 'has no use with UNITWATCH_SENDMAIL' });
+  if (
+    needs.password &&
+    smtp?.user !== undefined &&
+    explicitPasswordFile === undefined &&
+    !isSet('UNITWATCH_SMTP_PASSWORD_FILE') &&
+    context.credentialsDirectory === undefined
+  ) {
+    problems.push({
+      key: 'UNITWATCH_SMTP_URL',
+      message:
+        `names the user "${printable(smtp.user)}" but no password is supplied: set ` +
+        'UNITWATCH_SMTP_PASSWORD_FILE=/path/to/file, or give the service the systemd credential ' +
+        'smtp-password (LoadCredential=smtp-password:/path/to/file; NixOS: smtpPasswordFile)',
+    });
+  }
+
+  const explicitStartTls = values.get('UNITWATCH_SMTP_STARTTLS') as StartTlsPolicy | undefined;
+  if (smtp?.secure === true && explicitStartTls !== undefined) {
+    problems.push({
+      key: 'UNITWATCH_SMTP_STARTTLS',
+      message: 'has no effect with smtps://, which is TLS from the start: remove it',
+    });
+  }
+  if (smtp?.secure === false && smtp.user !== undefined && explicitStartTls === 'opportunistic') {
+    problems.push({
+      key: 'UNITWATCH_SMTP_STARTTLS',
+      message:
+        'cannot be opportunistic while UNITWATCH_SMTP_URL names a user: credentials are only ever sent ' +
+        'over TLS. Remove it (require is then implied), or remove the user if the relay needs no login',
+    });
+  }
+
+  const to = pick<Mailbox[]>('UNITWATCH_TO', []);
+  const from = pick<Mailbox | undefined>('UNITWATCH_FROM', undefined);
+  // A URL that failed to parse still says the mail goes out over SMTP.
+  if (isSet('UNITWATCH_SMTP_URL') && !isSet('UNITWATCH_SENDMAIL')) {
+    for (const mailbox of to.filter((box) => box.local)) {
+      problems.push({
+        key: 'UNITWATCH_TO',
+        message:
+          `"${printable(mailbox.address)}" has no domain, and an SMTP relay would refuse it or deliver it to ` +
+          `its own "${printable(mailbox.address)}": write ${printable(mailbox.address)}@${hostname} (or the ` +
+          'full address), or send through UNITWATCH_SENDMAIL, which qualifies local names',
+      });
+    }
+    if (from?.local === true) {
+      problems.push({
+        key: 'UNITWATCH_FROM',
+        message: `"${printable(from.address)}" has no domain: with SMTP, write ${printable(from.address)}@${hostname}`,
+      });
+    }
   }
 
   const stateDirectory =
     (values.get('UNITWATCH_STATE_DIRECTORY') as string | undefined) ??
     // systemd joins several StateDirectory= entries with ':'; ours is the first.
     context.systemdStateDirectory?.split(':')[0];
-  if (stateDirectory === undefined && !isSet('UNITWATCH_STATE_DIRECTORY')) {
+  if (needs.stateDirectory && stateDirectory === undefined && !isSet('UNITWATCH_STATE_DIRECTORY')) {
     problems.push({
       key: 'UNITWATCH_STATE_DIRECTORY',
       message: 'is required outside systemd (under systemd, StateDirectory=unitwatch sets $STATE_DIRECTORY)',
@@ -517,22 +750,34 @@ export function parseConfig(
 
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const hostname = pick('UNITWATCH_HOSTNAME', context.hostname);
   const credentialPassword =
     context.credentialsDirectory === undefined ? undefined : `${context.credentialsDirectory}/smtp-password`;
+  const passwordFile = smtp?.user === undefined ? undefined : (explicitPasswordFile ?? credentialPassword);
   return {
-    to: pick<string[]>('UNITWATCH_TO', []),
-    from: pick('UNITWATCH_FROM', `unitwatch@${hostname}`),
+    to: to.map((mailbox) => mailbox.text),
+    from: from?.text ?? `unitwatch@${hostname}`,
     hostname,
     transport:
       smtp !== undefined
         ? {
             ...smtp,
-            passwordFile: explicitPasswordFile ?? (smtp.user === undefined ? undefined : credentialPassword),
+            startTls:
+              smtp.secure || smtp.user !== undefined
+                ? 'require'
+                : (explicitStartTls ?? (isLoopback(smtp.host) ? 'opportunistic' : 'require')),
+            caFile: values.get('UNITWATCH_SMTP_CA_FILE') as string | undefined,
+            passwordFile,
+            passwordSource:
+              passwordFile === undefined
+                ? undefined
+                : explicitPasswordFile === undefined
+                  ? 'credential'
+                  : 'file',
           }
         : { kind: 'sendmail', path: sendmail ?? '' },
-    stateDirectory: stateDirectory ?? '',
+    stateDirectory,
     logLevel: pick<LogLevel>('UNITWATCH_LOG_LEVEL', 'info'),
+    logFormat: pick<LogFormat>('UNITWATCH_LOG_FORMAT', 'text'),
     statusLines: pick('UNITWATCH_STATUS_LINES', 20),
     commandTimeoutMs: pick('UNITWATCH_COMMAND_TIMEOUT', 10_000),
     outputLimitBytes: pick('UNITWATCH_OUTPUT_LIMIT', 64 * 1024),
@@ -552,42 +797,75 @@ export function parseConfig(
   };
 }
 
-/** The effective configuration as an environment file, for `unitwatch check-config`. Holds no secret. */
-export function renderEffectiveConfig(config: Config): string {
+/**
+ * A value as the env-file parser reads it back: quoted (with its escapes) when it starts with a
+ * quote or has spaces at either end, literal otherwise.
+ */
+function envValue(value: string): string {
+  if (!/^["']|^\s|\s$/.test(value)) return value;
+  return `"${value.replace(/["\\$`]/g, '\\$&')}"`;
+}
+
+/**
+ * The effective configuration as an environment file, for `unitwatch check-config`: read back by
+ * `--env-file` (or systemd's EnvironmentFile=), it gives the same configuration. Holds no secret;
+ * every comment is a line of its own, since a `#` after a value is part of the value.
+ */
+export function renderEffectiveConfig(config: StatelessConfig): string {
   const transport = config.transport;
-  const lines = [
-    `UNITWATCH_TO=${config.to.join(',')}`,
-    `UNITWATCH_FROM=${config.from}`,
-    transport.kind === 'smtp'
-      ? `UNITWATCH_SMTP_URL=${transport.url}`
-      : `UNITWATCH_SENDMAIL=${transport.path}`,
-  ];
+  const lines: string[] = [];
+  const set = (name: string, value: string) => lines.push(`${name}=${envValue(value)}`);
+  set('UNITWATCH_TO', config.to.join(','));
+  set('UNITWATCH_FROM', config.from);
   if (transport.kind === 'smtp') {
-    lines.push(
-      transport.passwordFile === undefined
-        ? '# UNITWATCH_SMTP_PASSWORD_FILE unset: no SMTP authentication'
-        : `UNITWATCH_SMTP_PASSWORD_FILE=${transport.passwordFile}  # contents not shown`,
-    );
+    set('UNITWATCH_SMTP_URL', transport.url);
+    if (transport.secure) lines.push('# UNITWATCH_SMTP_STARTTLS: no effect, smtps:// is TLS from the start');
+    else {
+      if (transport.user !== undefined) lines.push('# STARTTLS is required: the URL names a user');
+      set('UNITWATCH_SMTP_STARTTLS', transport.startTls);
+    }
+    if (transport.caFile === undefined) lines.push("# UNITWATCH_SMTP_CA_FILE unset: Node.js's built-in CAs");
+    else set('UNITWATCH_SMTP_CA_FILE', transport.caFile);
+    if (transport.user === undefined) {
+      lines.push('# UNITWATCH_SMTP_PASSWORD_FILE unset: no SMTP authentication');
+    } else if (transport.passwordSource === 'file' && transport.passwordFile !== undefined) {
+      lines.push('# the SMTP password is read from this file; its contents are not shown');
+      set('UNITWATCH_SMTP_PASSWORD_FILE', transport.passwordFile);
+    } else if (transport.passwordFile !== undefined) {
+      lines.push(
+        `# UNITWATCH_SMTP_PASSWORD_FILE unset: the password is the systemd credential smtp-password (${transport.passwordFile}), contents not shown`,
+      );
+    } else {
+      lines.push(
+        '# UNITWATCH_SMTP_PASSWORD_FILE unset and no $CREDENTIALS_DIRECTORY here: the service needs ' +
+          'LoadCredential=smtp-password:/path, or set UNITWATCH_SMTP_PASSWORD_FILE',
+      );
+    }
+  } else {
+    set('UNITWATCH_SENDMAIL', transport.path);
   }
-  lines.push(
-    `UNITWATCH_STATE_DIRECTORY=${config.stateDirectory}`,
-    `UNITWATCH_HOSTNAME=${config.hostname}`,
-    `UNITWATCH_LOG_LEVEL=${config.logLevel}`,
-    `UNITWATCH_STATUS_LINES=${config.statusLines}`,
-    `UNITWATCH_COMMAND_TIMEOUT=${formatDuration(config.commandTimeoutMs)}`,
-    `UNITWATCH_OUTPUT_LIMIT=${config.outputLimitBytes}`,
-    `UNITWATCH_JOURNAL_SETTLE=${formatDuration(config.journalSettleMs)}`,
-    `UNITWATCH_INCLUDE=${config.include.join(',')}`,
-    `UNITWATCH_EXCLUDE=${config.exclude.join(',')}`,
-    `UNITWATCH_CRITICAL=${config.critical.join(',')}`,
-    `UNITWATCH_REPEAT_INTERVALS=${config.policy.repeatIntervalsMs.map(formatDuration).join(',')}`,
-    `UNITWATCH_STORM_THRESHOLD=${config.policy.stormThreshold}`,
-    `UNITWATCH_STORM_WINDOW=${formatDuration(config.policy.stormWindowMs)}`,
-    `UNITWATCH_DIGEST_DELAY=${formatDuration(config.policy.digestDelayMs)}`,
-    `UNITWATCH_MAX_MAILS_PER_HOUR=${config.policy.maxMailsPerHour}`,
-    `UNITWATCH_RECOVERY=${config.policy.recoveryMails ? 'yes' : 'no'}`,
-    `UNITWATCH_RECOVERY_GRACE=${formatDuration(config.policy.recoveryGraceMs)}`,
-  );
+  if (config.stateDirectory === undefined) {
+    lines.push(
+      '# UNITWATCH_STATE_DIRECTORY unset: run takes $STATE_DIRECTORY (StateDirectory=unitwatch) or needs it set',
+    );
+  } else set('UNITWATCH_STATE_DIRECTORY', config.stateDirectory);
+  set('UNITWATCH_HOSTNAME', config.hostname);
+  set('UNITWATCH_LOG_LEVEL', config.logLevel);
+  set('UNITWATCH_LOG_FORMAT', config.logFormat);
+  set('UNITWATCH_STATUS_LINES', String(config.statusLines));
+  set('UNITWATCH_COMMAND_TIMEOUT', formatDuration(config.commandTimeoutMs));
+  set('UNITWATCH_OUTPUT_LIMIT', formatSize(config.outputLimitBytes));
+  set('UNITWATCH_JOURNAL_SETTLE', formatDuration(config.journalSettleMs));
+  set('UNITWATCH_INCLUDE', config.include.join(','));
+  set('UNITWATCH_EXCLUDE', config.exclude.join(','));
+  set('UNITWATCH_CRITICAL', config.critical.join(','));
+  set('UNITWATCH_REPEAT_INTERVALS', config.policy.repeatIntervalsMs.map(formatDuration).join(','));
+  set('UNITWATCH_STORM_THRESHOLD', String(config.policy.stormThreshold));
+  set('UNITWATCH_STORM_WINDOW', formatDuration(config.policy.stormWindowMs));
+  set('UNITWATCH_DIGEST_DELAY', formatDuration(config.policy.digestDelayMs));
+  set('UNITWATCH_MAX_MAILS_PER_HOUR', String(config.policy.maxMailsPerHour));
+  set('UNITWATCH_RECOVERY', config.policy.recoveryMails ? 'yes' : 'no');
+  set('UNITWATCH_RECOVERY_GRACE', formatDuration(config.policy.recoveryGraceMs));
   return `${lines.join('\n')}\n`;
 }
 

@@ -24,6 +24,33 @@ export function globToRegExp(glob: string): RegExp {
 /** Characters systemd allows in unit names, plus the glob ones. */
 export const UNIT_GLOB = /^[A-Za-z0-9:_.\\@\-*?[\]!]+$/;
 
+/** The unit types systemd knows, as the suffix of a unit name. */
+export const UNIT_TYPES = [
+  'service',
+  'socket',
+  'device',
+  'mount',
+  'automount',
+  'swap',
+  'target',
+  'path',
+  'timer',
+  'slice',
+  'scope',
+] as const;
+
+const TYPE_SUFFIX = new RegExp(`\\.(?:${UNIT_TYPES.join('|')})$`);
+
+/**
+ * systemctl's convention: a name without a unit type suffix means a service (`nginx` is
+ * `nginx.service`). A glob that ends in a wildcard (`*`, `backup-*`, `foo.servic?`) can match the
+ * suffix itself and is kept as written, so `*` still means every unit.
+ */
+export function withUnitSuffix(glob: string): string {
+  if (TYPE_SUFFIX.test(glob) || /[*?\]]$/.test(glob)) return glob;
+  return `${glob}.service`;
+}
+
 export function matchesAny(unit: string, globs: readonly RegExp[]): boolean {
   return globs.some((glob) => glob.test(unit));
 }

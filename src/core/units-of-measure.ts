@@ -32,6 +32,13 @@ export function formatDuration(ms: number): string {
 
 const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 * 1024 };
 
+/** Bytes as the docs write them: `1M`, `64K`, or a bare count when neither divides it. */
+export function formatSize(bytes: number): string {
+  if (bytes > 0 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)}M`;
+  if (bytes > 0 && bytes % 1024 === 0) return `${bytes / 1024}K`;
+  return String(bytes);
+}
+
 /** Parses `65536`, `64K` or `1M` into bytes. */
 export function parseSize(text: string): number | undefined {
   const match = /^(\d+)([KM]?)$/.exec(text.trim());

@@ -62,9 +62,41 @@ To check a configuration before you use it:
 unitwatch check-config --env-file /etc/unitwatch/unitwatch.env
 \`\`\`
 
-It prints the effective configuration, defaults filled in, as an environment file, or the
+It prints the effective configuration, defaults filled in and names normalised, as an environment
+file that reads back to the same configuration (comments stand on lines of their own), or the
 problems and exit status 78. \`unitwatch test-email\` then sends one mail through the configured
-transport and exits non-zero with the server's answer if that fails.
+transport and exits non-zero with the server's answer, put in words where it can be acted on, if
+that fails.
+
+Each command checks what it uses. Only \`run\` keeps state, so only \`run\` needs a state
+directory, and it checks at start-up that it can create the directory and write in it (exit 78
+naming \`UNITWATCH_STATE_DIRECTORY\` if not). \`check-config\` runs outside the service, where the
+systemd credential holding the password is not visible, so it does not ask for one (a password
+file or CA file it is given is still read, to check it can be); \`run\` and \`test-email\` do.
+
+## Encryption
+
+Credentials never cross an unencrypted connection. With a user in \`UNITWATCH_SMTP_URL\`,
+\`smtp://\` must upgrade with STARTTLS, and a server that does not offer it gets neither the
+password nor the mail; the error says so and names the setting. Without a user, STARTTLS is still
+required for a relay on the network (\`UNITWATCH_SMTP_STARTTLS=require\`, the default), and
+taken when offered from a relay on loopback (127.0.0.0/8, ::1, localhost), which is
+\`opportunistic\`. \`smtps://\` is TLS from the start, usually on port 465; \`smtp://\` is for ports
+587 and 25.
+
+Certificates are always verified, against Node.js's built-in CAs and those in
+\`UNITWATCH_SMTP_CA_FILE\`. The URL takes no query parameters: a \`?tls=…\` or \`?secure=…\` that
+another tool would read is an error naming the variable to use instead, never silently ignored.
+
+## Names and addresses
+
+A unit name without a type suffix is a service, as systemctl reads it: \`UNITWATCH_CRITICAL=myapp\`
+watches \`myapp.service\`. A glob that ends in a wildcard (\`*\`, \`backup-*\`) is kept as written.
+Lists are separated by commas; a \`;\` or a space between names or addresses is an error with that
+hint. Recipients may carry a display name (\`Ops <ops@example.org>\`); a bare local name such as
+\`root\` is accepted with \`UNITWATCH_SENDMAIL\` only, since an SMTP relay would refuse it or deliver
+it to its own \`root\`. An address starting with \`-\` is refused: sendmail would read it as an
+option.
 
 ## Secrets
 
@@ -77,8 +109,11 @@ password is read once at start-up, when the URL names a user, from
 2. the systemd credential \`smtp-password\`: \`LoadCredential=smtp-password:/path/to/file\` in the
    unit, which unitwatch finds in \`$CREDENTIALS_DIRECTORY/smtp-password\`.
 
-A password file that cannot be read is a configuration error (exit status 78). The password never
-appears in \`check-config\` output or in a log line; only the file it comes from is shown.
+A user in the URL with neither is a configuration error naming both ways. A password file that
+cannot be read is a configuration error (exit status 78); when the service user (\`DynamicUser=\`)
+may not read it, the error says to hand it over with \`LoadCredential=smtp-password:/path\` (NixOS:
+\`services.unitwatch.smtpPasswordFile\`) instead, since systemd reads credentials as root. The password
+never appears in \`check-config\` output or in a log line; only the file it comes from is shown.
 
 ## Variables
 `;

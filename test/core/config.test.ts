@@ -4,8 +4,11 @@ import {
   type ConfigContext,
   describeVariables,
   parseConfig,
+  parseConfigFor,
+  parseMailbox,
   renderEffectiveConfig,
 } from '../../src/core/config.js';
+import { parseEnvFile } from '../../src/core/env-file.js';
 import { ConfigError, type ConfigProblem } from '../../src/errors/config-error.js';
 
 const outsideSystemd: ConfigContext = {
@@ -30,9 +33,10 @@ const minimal = {
 function problemsOf(
   env: Record<string, string | undefined>,
   context: ConfigContext = outsideSystemd,
+  purpose: 'run' | 'test-email' | 'check-config' = 'run',
 ): ConfigProblem[] {
   try {
-    parseConfig(env, context);
+    parseConfigFor(purpose, env, context);
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return [...(error as ConfigError).problems];
@@ -84,15 +88,15 @@ describe('parseConfig: every problem at once', () => {
   });
 
   it('quotes the one bad address of a list and accepts the others', () => {
-    const problems = problemsOf({ ...minimal, UNITWATCH_TO: 'ops@example.org, oncall, dev@example.org' });
-    expect(problems).toEqual([{ key: 'UNITWATCH_TO', message: '"oncall" is not a mail address' }]);
+    const problems = problemsOf({ ...minimal, UNITWATCH_TO: 'ops@example.org, on(call), dev@example.org' });
+    expect(problems).toEqual([{ key: 'UNITWATCH_TO', message: '"on(call)" is not a mail address' }]);
   });
 
   it('reports each bad address of a list separately', () => {
-    const problems = problemsOf({ ...minimal, UNITWATCH_TO: 'one, two' });
+    const problems = problemsOf({ ...minimal, UNITWATCH_TO: 'one@, two@' });
     expect(problems.map((problem) => problem.message)).toEqual([
-      '"one" is not a mail address',
-      '"two" is not a mail address',
+      '"one@" is not a mail address',
+      '"two@" is not a mail address',
     ]);
   });
 
@@ -111,7 +115,7 @@ describe('parseConfig: every problem at once', () => {
 
   it('rejects a sender that is not one mail address', () => {
     expect(problemsOf({ ...minimal, UNITWATCH_FROM: 'a@example.org, b@example.org' })).toEqual([
-      { key: 'UNITWATCH_FROM', message: '"a@example.org, b@example.org" is not a mail address' },
+      { key: 'UNITWATCH_FROM', message: '"a@example.org, b@example.org" is not one mail address' },
     ]);
   });
 
@@ -166,7 +170,7 @@ describe('parseConfig: transport', () => {
       expect(problemsOf({ ...minimal, UNITWATCH_SMTP_URL: url })).toEqual([
         {
           key: 'UNITWATCH_SMTP_URL',
-          message: 'scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)',
+          message: 'scheme must be smtp:// (STARTTLS) or smtps:// (TLS from the start)',
         },
       ]);
     },
@@ -241,7 +245,10 @@ describe('parseConfig: transport', () => {
       host: 'mail.example.org',
       port: 25,
       user: undefined,
+      startTls: 'require',
+      caFile: undefined,
       passwordFile: undefined,
+      passwordSource: undefined,
     });
   });
 
@@ -256,7 +263,7 @@ describe('parseConfig: transport', () => {
   it('takes the user from the URL, decoding percent escapes', () => {
     const config = parseConfig(
       { ...minimal, UNITWATCH_SMTP_URL: 'smtp://alerts%40example.org@mail.example.org:587' },
-      outsideSystemd,
+      underSystemd,
     );
     expect(config.transport).toMatchObject({ user: 'alerts@example.org', port: 587 });
   });
@@ -280,8 +287,8 @@ describe('parseConfig: durations, sizes, numbers and levels', () => {
     ['UNITWATCH_COMMAND_TIMEOUT', '1h', 'must be between 100ms and 5min'],
     ['UNITWATCH_JOURNAL_SETTLE', '11s', 'must be between 0s and 10s'],
     ['UNITWATCH_OUTPUT_LIMIT', '1G', '"1G" is not a size (e.g. 65536, 64K, 1M)'],
-    ['UNITWATCH_OUTPUT_LIMIT', '512', 'must be between 1024 and 16777216 bytes'],
-    ['UNITWATCH_OUTPUT_LIMIT', '17M', 'must be between 1024 and 16777216 bytes'],
+    ['UNITWATCH_OUTPUT_LIMIT', '512', 'must be between 1K and 16M'],
+    ['UNITWATCH_OUTPUT_LIMIT', '17M', 'must be between 1K and 16M'],
     ['UNITWATCH_STATUS_LINES', '-1', '"-1" is not a whole number'],
     ['UNITWATCH_STATUS_LINES', '2.5', '"2.5" is not a whole number'],
     ['UNITWATCH_STATUS_LINES', '1001', 'must be between 0 and 1000'],
@@ -328,7 +335,10 @@ describe('parseConfig: defaults', () => {
         host: 'mail.example.org',
         port: 587,
         user: undefined,
+        startTls: 'require',
+        caFile: undefined,
         passwordFile: undefined,
+        passwordSource: undefined,
       },
       stateDirectory: '/var/lib/unitwatch',
       logLevel: 'info',
@@ -336,6 +346,7 @@ describe('parseConfig: defaults', () => {
       commandTimeoutMs: 10_000,
       outputLimitBytes: 65_536,
       journalSettleMs: 250,
+      logFormat: 'text',
     });
   });
 
@@ -400,12 +411,29 @@ describe('parseConfig: defaults', () => {
     expect(parseConfig(minimal, underSystemd).transport).toMatchObject({ passwordFile: undefined });
   });
 
-  it('uses no password when the URL names a user but there is neither a file nor a credentials directory', () => {
-    const config = parseConfig(
+  it('refuses a user in the URL with neither a password file nor a credentials directory, naming both ways', () => {
+    const problems = problemsOf({ ...minimal, UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org' });
+    expect(keysOf(problems)).toEqual(['UNITWATCH_SMTP_URL']);
+    expect(problems[0]?.message).toContain('names the user "alerts" but no password is supplied');
+    expect(problems[0]?.message).toContain('UNITWATCH_SMTP_PASSWORD_FILE=');
+    expect(problems[0]?.message).toContain('LoadCredential=smtp-password:');
+  });
+
+  it('lets check-config through a user without a visible password source: the service may have the credential', () => {
+    const config = parseConfigFor(
+      'check-config',
       { ...minimal, UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org' },
       outsideSystemd,
     );
     expect(config.transport).toMatchObject({ user: 'alerts', passwordFile: undefined });
+  });
+
+  it('marks where the password comes from', () => {
+    const url = { ...minimal, UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org' };
+    expect(parseConfig(url, underSystemd).transport).toMatchObject({ passwordSource: 'credential' });
+    expect(
+      parseConfig({ ...url, UNITWATCH_SMTP_PASSWORD_FILE: '/run/secrets/smtp' }, outsideSystemd).transport,
+    ).toMatchObject({ passwordSource: 'file' });
   });
 });
 
@@ -428,13 +456,14 @@ describe('renderEffectiveConfig', () => {
         'UNITWATCH_TO=ops@example.org,dev@example.org',
         'UNITWATCH_FROM=unitwatch@web1',
         'UNITWATCH_SMTP_URL=smtps://alerts@mail.example.org:465',
-        'UNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/unitwatch-smtp  # contents not shown',
+        'UNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/unitwatch-smtp',
         'UNITWATCH_STATE_DIRECTORY=/var/lib/unitwatch',
         'UNITWATCH_HOSTNAME=web1',
         'UNITWATCH_LOG_LEVEL=info',
         'UNITWATCH_STATUS_LINES=20',
         'UNITWATCH_COMMAND_TIMEOUT=2min',
-        'UNITWATCH_OUTPUT_LIMIT=65536',
+        'UNITWATCH_OUTPUT_LIMIT=64K',
+        'UNITWATCH_LOG_FORMAT=text',
         'UNITWATCH_JOURNAL_SETTLE=250ms',
       ]),
     );
@@ -451,8 +480,9 @@ describe('renderEffectiveConfig', () => {
   it('names the password file but holds no secret', () => {
     // Config never carries the password itself; the rendering can only show where it comes from.
     expect(Object.keys(config.transport)).not.toContain('password');
-    expect(text).toContain('UNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/unitwatch-smtp');
-    expect(text).toContain('# contents not shown');
+    expect(text).toContain(
+      '# the SMTP password is read from this file; its contents are not shown\nUNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/unitwatch-smtp\n',
+    );
   });
 
   it('says when SMTP runs without authentication', () => {
@@ -470,27 +500,376 @@ describe('renderEffectiveConfig', () => {
     expect(rendered).not.toContain('SMTP');
   });
 
-  it('prints a configuration that parses back to the same Config', () => {
-    const context = { ...underSystemd, hostname: 'web1.example.org' };
-    const original = parseConfig(
+  /** check-config's output through the project's env-file parser and back into parseConfig. */
+  function roundTrip(env: Record<string, string>, context: ConfigContext, purpose: 'run' | 'check-config') {
+    const original = parseConfigFor(purpose, env, context);
+    const rendered = renderEffectiveConfig(original);
+    const parsed = parseEnvFile(rendered, 'check-config output');
+    expect(parsed.problems).toEqual([]);
+    return { original, rendered, reread: parseConfigFor(purpose, parsed.variables, context) };
+  }
+
+  it.each<[string, Record<string, string>, ConfigContext]>([
+    [
+      'smtps with a password file',
       {
         UNITWATCH_TO: 'ops@example.org,dev@example.org',
         UNITWATCH_SMTP_URL: 'smtps://alerts@mail.example.org:465',
         UNITWATCH_SMTP_PASSWORD_FILE: '/run/secrets/unitwatch-smtp',
         UNITWATCH_COMMAND_TIMEOUT: '2min',
       },
-      context,
+      { ...underSystemd, hostname: 'web1.example.org' },
+    ],
+    [
+      'the credential, a CA file, display names, odd sizes and durations',
+      {
+        UNITWATCH_TO: '"Ops, Team" <ops@example.org>, Dev <dev@example.org>',
+        UNITWATCH_FROM: 'unitwatch <unitwatch@web1.example.org>',
+        UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org:587',
+        UNITWATCH_SMTP_CA_FILE: '/etc/unitwatch/ca.pem',
+        UNITWATCH_OUTPUT_LIMIT: '1500',
+        UNITWATCH_JOURNAL_SETTLE: '1.5',
+        UNITWATCH_CRITICAL: 'myapp, backup-*',
+        UNITWATCH_LOG_FORMAT: 'json',
+        UNITWATCH_RECOVERY: 'off',
+      },
+      underSystemd,
+    ],
+    [
+      'sendmail with local names',
+      { UNITWATCH_TO: 'root, Admin <admin>', UNITWATCH_SENDMAIL: '/usr/sbin/sendmail' },
+      underSystemd,
+    ],
+    [
+      'opportunistic STARTTLS to a relay on loopback',
+      { UNITWATCH_TO: 'ops@example.org', UNITWATCH_SMTP_URL: 'smtp://127.0.0.1:25' },
+      underSystemd,
+    ],
+  ])(
+    'prints a configuration that the env-file parser reads back to the same Config: %s',
+    (_, env, context) => {
+      const { original, reread } = roundTrip(env, context, 'run');
+      expect(reread).toEqual(original);
+    },
+  );
+
+  it('round-trips check-config without a state directory or a visible password source', () => {
+    const { original, rendered, reread } = roundTrip(
+      { UNITWATCH_TO: 'ops@example.org', UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org:587' },
+      outsideSystemd,
+      'check-config',
     );
-    const env = Object.fromEntries(
-      renderEffectiveConfig(original)
-        .split('\n')
-        .filter((line) => line !== '' && !line.startsWith('#'))
-        .map((line) => {
-          const [key = '', value = ''] = line.replace(/\s+#.*$/, '').split(/=(.*)/);
-          return [key, value];
-        }),
+    expect(original.stateDirectory).toBeUndefined();
+    expect(rendered).toContain('# UNITWATCH_STATE_DIRECTORY unset');
+    expect(reread).toEqual(original);
+  });
+
+  it('puts every comment on a line of its own, since a # after a value is part of the value', () => {
+    const { rendered } = roundTrip(
+      {
+        UNITWATCH_TO: 'ops@example.org',
+        UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org:587',
+        UNITWATCH_SMTP_PASSWORD_FILE: '/run/secrets/smtp',
+      },
+      underSystemd,
+      'run',
     );
-    expect(parseConfig(env, context)).toEqual(original);
+    for (const line of rendered.split('\n').filter((l) => !l.startsWith('#')))
+      expect(line).not.toContain('#');
+  });
+
+  it('prints sizes and durations as the docs write them', () => {
+    const rendered = renderEffectiveConfig(
+      parseConfig(
+        { ...minimal, UNITWATCH_OUTPUT_LIMIT: '1048576', UNITWATCH_STORM_WINDOW: '120' },
+        outsideSystemd,
+      ),
+    );
+    expect(rendered).toContain('UNITWATCH_OUTPUT_LIMIT=1M\n');
+    expect(rendered).toContain('UNITWATCH_STORM_WINDOW=2min\n');
+  });
+
+  it('quotes a value that starts with a quote, so it reads back whole', () => {
+    const config = parseConfig({ ...minimal, UNITWATCH_TO: '"Ops, Team" <ops@example.org>' }, outsideSystemd);
+    expect(renderEffectiveConfig(config)).toContain('UNITWATCH_TO="\\"Ops, Team\\" <ops@example.org>"\n');
+  });
+});
+
+describe('parseConfig: TLS for SMTP', () => {
+  const smtp = (url: string, extra: Record<string, string> = {}) =>
+    parseConfig({ ...minimal, UNITWATCH_SMTP_URL: url, ...extra }, underSystemd).transport;
+
+  it('requires STARTTLS for a relay on the network, even without credentials', () => {
+    expect(smtp('smtp://mail.example.org:587')).toMatchObject({ startTls: 'require' });
+    expect(smtp('smtp://192.0.2.1:25')).toMatchObject({ startTls: 'require' });
+  });
+
+  it.each(['smtp://127.0.0.1:25', 'smtp://127.8.9.10:2525', 'smtp://[::1]:25', 'smtp://localhost'])(
+    'takes STARTTLS when offered from a relay on loopback (%s)',
+    (url) => {
+      expect(smtp(url)).toMatchObject({ startTls: 'opportunistic' });
+    },
+  );
+
+  it('lets UNITWATCH_SMTP_STARTTLS choose either way without credentials', () => {
+    expect(smtp('smtp://127.0.0.1:25', { UNITWATCH_SMTP_STARTTLS: 'require' })).toMatchObject({
+      startTls: 'require',
+    });
+    expect(smtp('smtp://mail.example.org:25', { UNITWATCH_SMTP_STARTTLS: 'opportunistic' })).toMatchObject({
+      startTls: 'opportunistic',
+    });
+  });
+
+  it('always requires STARTTLS with a user in the URL, also on loopback', () => {
+    expect(smtp('smtp://alerts@127.0.0.1:25')).toMatchObject({ startTls: 'require' });
+  });
+
+  it('refuses opportunistic STARTTLS with a user, saying credentials only go over TLS', () => {
+    const problems = problemsOf(
+      {
+        ...minimal,
+        UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org:587',
+        UNITWATCH_SMTP_STARTTLS: 'opportunistic',
+      },
+      underSystemd,
+    );
+    expect(keysOf(problems)).toEqual(['UNITWATCH_SMTP_STARTTLS']);
+    expect(problems[0]?.message).toContain('credentials are only ever sent over TLS');
+  });
+
+  it('refuses UNITWATCH_SMTP_STARTTLS with smtps:// and with sendmail, and unknown policies', () => {
+    expect(
+      problemsOf({
+        ...minimal,
+        UNITWATCH_SMTP_URL: 'smtps://mail.example.org',
+        UNITWATCH_SMTP_STARTTLS: 'require',
+      }),
+    ).toEqual([
+      {
+        key: 'UNITWATCH_SMTP_STARTTLS',
+        message: 'has no effect with smtps://, which is TLS from the start: remove it',
+      },
+    ]);
+    const { UNITWATCH_SMTP_URL: _, ...base } = minimal;
+    expect(
+      problemsOf({
+        ...base,
+        UNITWATCH_SENDMAIL: '/usr/sbin/sendmail',
+        UNITWATCH_SMTP_STARTTLS: 'require',
+        UNITWATCH_SMTP_CA_FILE: '/etc/ca.pem',
+      }),
+    ).toEqual([
+      { key: 'UNITWATCH_SMTP_STARTTLS', message: 'has no use with UNITWATCH_SENDMAIL' },
+      { key: 'UNITWATCH_SMTP_CA_FILE', message: 'has no use with UNITWATCH_SENDMAIL' },
+    ]);
+    expect(problemsOf({ ...minimal, UNITWATCH_SMTP_STARTTLS: 'never' })).toEqual([
+      { key: 'UNITWATCH_SMTP_STARTTLS', message: 'must be one of require, opportunistic' },
+    ]);
+  });
+
+  it('takes a CA file as an absolute path', () => {
+    expect(
+      smtp('smtps://mail.example.org', { UNITWATCH_SMTP_CA_FILE: '/etc/unitwatch/ca.pem' }),
+    ).toMatchObject({
+      caFile: '/etc/unitwatch/ca.pem',
+    });
+    expect(problemsOf({ ...minimal, UNITWATCH_SMTP_CA_FILE: 'ca.pem' })).toEqual([
+      { key: 'UNITWATCH_SMTP_CA_FILE', message: 'must be an absolute path' },
+    ]);
+  });
+});
+
+describe('parseConfig: what the SMTP URL may hold', () => {
+  it('names every query parameter, with the variable to use instead', () => {
+    const problems = problemsOf({
+      ...minimal,
+      UNITWATCH_SMTP_URL: 'smtp://mail.example.org:587?secure=true&rejectUnauthorized=false&pool=yes',
+    });
+    expect(problems).toEqual([
+      {
+        key: 'UNITWATCH_SMTP_URL',
+        message:
+          'query parameter "secure" is not supported: use smtps:// for TLS from the start, or smtp:// with UNITWATCH_SMTP_STARTTLS',
+      },
+      {
+        key: 'UNITWATCH_SMTP_URL',
+        message:
+          'query parameter "rejectUnauthorized" is not supported: certificates are always verified; for a private CA, set UNITWATCH_SMTP_CA_FILE to its certificate',
+      },
+      {
+        key: 'UNITWATCH_SMTP_URL',
+        message:
+          'query parameter "pool" is not supported: remove it: unitwatch reads its settings from UNITWATCH_* variables, not from the URL',
+      },
+    ]);
+  });
+
+  it('never repeats the value of a query parameter, which may be a password', () => {
+    const problems = problemsOf({
+      ...minimal,
+      UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org?password=hunter2',
+    });
+    expect(JSON.stringify(problems)).not.toContain('hunter2');
+    expect(problems[0]?.message).toContain('UNITWATCH_SMTP_PASSWORD_FILE');
+  });
+
+  it('refuses a path', () => {
+    expect(problemsOf({ ...minimal, UNITWATCH_SMTP_URL: 'smtp://mail.example.org:587/relay' })).toEqual([
+      { key: 'UNITWATCH_SMTP_URL', message: 'must be just scheme, user, host and port: remove "/relay"' },
+    ]);
+  });
+
+  it.each(['99999', '65536', '0'])('says port %s is out of range rather than "not a URL"', (port) => {
+    expect(problemsOf({ ...minimal, UNITWATCH_SMTP_URL: `smtp://mail.example.org:${port}` })).toEqual([
+      { key: 'UNITWATCH_SMTP_URL', message: `port ${port} is out of range (1-65535)` },
+    ]);
+  });
+
+  it('accepts a trailing slash and the highest port', () => {
+    expect(
+      parseConfig({ ...minimal, UNITWATCH_SMTP_URL: 'smtp://mail.example.org:65535/' }, outsideSystemd)
+        .transport,
+    ).toMatchObject({
+      port: 65535,
+      url: 'smtp://mail.example.org:65535',
+    });
+  });
+});
+
+describe('parseConfig: recipients', () => {
+  it('accepts the display-name form and keeps it for the header', () => {
+    const config = parseConfig(
+      {
+        ...minimal,
+        UNITWATCH_TO: 'Ops <ops@example.org>, "Night, Shift" <night@example.org>, dev@example.org',
+      },
+      outsideSystemd,
+    );
+    expect(config.to).toEqual([
+      'Ops <ops@example.org>',
+      '"Night, Shift" <night@example.org>',
+      'dev@example.org',
+    ]);
+  });
+
+  it('accepts bare local names with sendmail, which qualifies them', () => {
+    const { UNITWATCH_SMTP_URL: _, ...base } = minimal;
+    const config = parseConfig(
+      { ...base, UNITWATCH_TO: 'root, Admin <admin>', UNITWATCH_SENDMAIL: '/usr/sbin/sendmail' },
+      outsideSystemd,
+    );
+    expect(config.to).toEqual(['root', 'Admin <admin>']);
+  });
+
+  it('refuses bare local names with SMTP, suggesting the qualified address and sendmail', () => {
+    const problems = problemsOf({ ...minimal, UNITWATCH_TO: 'root', UNITWATCH_FROM: 'unitwatch' });
+    expect(keysOf(problems)).toEqual(['UNITWATCH_TO', 'UNITWATCH_FROM']);
+    expect(problems[0]?.message).toContain('"root" has no domain');
+    expect(problems[0]?.message).toContain('root@web1');
+    expect(problems[0]?.message).toContain('UNITWATCH_SENDMAIL');
+    expect(problems[1]?.message).toContain('unitwatch@web1');
+  });
+
+  it.each(['ops@example.org; dev@example.org', 'ops@example.org dev@example.org'])(
+    'hints at commas for %j',
+    (value) => {
+      expect(problemsOf({ ...minimal, UNITWATCH_TO: value })).toEqual([
+        { key: 'UNITWATCH_TO', message: `"${value}" is not a mail address; separate addresses with commas` },
+      ]);
+    },
+  );
+
+  it.each(['-oQ/tmp', 'Evil <-f@example.org>'])(
+    'refuses %j, which sendmail would take as an option',
+    (value) => {
+      const [problem] = problemsOf({ ...minimal, UNITWATCH_TO: value });
+      expect(problem?.key).toBe('UNITWATCH_TO');
+      expect(problem?.message).toContain('starts with "-", which sendmail would take as an option');
+    },
+  );
+
+  it.each(['Ops\u001b[31m <ops@example.org>', '"Ops\u0000" <ops@example.org>', 'ops\u0007@example.org'])(
+    'refuses control characters anywhere in %j',
+    (value) => {
+      expect(typeof parseMailbox(value)).toBe('string');
+    },
+  );
+
+  it('parses one mailbox into header text, envelope address and whether it is local', () => {
+    expect(parseMailbox(' Ops  <ops@example.org> ')).toEqual({
+      text: 'Ops <ops@example.org>',
+      address: 'ops@example.org',
+      local: false,
+    });
+    expect(parseMailbox('<root>')).toEqual({ text: 'root', address: 'root', local: true });
+    expect(parseMailbox('Ops <ops@example.org')).toBe(
+      '"Ops <ops@example.org" is not a mail address; separate addresses with commas',
+    );
+  });
+});
+
+describe('parseConfig: unit names', () => {
+  it('appends .service to a name without a unit suffix, as systemctl does, in all three lists', () => {
+    const config = parseConfig(
+      {
+        ...minimal,
+        UNITWATCH_CRITICAL: 'myapp,nginx.service',
+        UNITWATCH_INCLUDE: 'backup,*.timer',
+        UNITWATCH_EXCLUDE: 'getty@tty1',
+      },
+      outsideSystemd,
+    );
+    expect(config.critical).toEqual(['myapp.service', 'nginx.service']);
+    expect(config.include).toEqual(['backup.service', '*.timer']);
+    expect(config.exclude).toEqual(['getty@tty1.service']);
+  });
+
+  it('shows the normalised names in check-config', () => {
+    expect(
+      renderEffectiveConfig(parseConfig({ ...minimal, UNITWATCH_CRITICAL: 'myapp' }, outsideSystemd)),
+    ).toContain('UNITWATCH_CRITICAL=myapp.service\n');
+  });
+
+  it('keeps a glob that ends in a wildcard as written, so * still means every unit', () => {
+    const config = parseConfig(
+      { ...minimal, UNITWATCH_INCLUDE: '*,backup-*,db-?,foo.[st]*' },
+      outsideSystemd,
+    );
+    expect(config.include).toEqual(['*', 'backup-*', 'db-?', 'foo.[st]*']);
+  });
+
+  it('hints at commas for units separated otherwise', () => {
+    expect(problemsOf({ ...minimal, UNITWATCH_CRITICAL: 'nginx.service; postgresql.service' })).toEqual([
+      {
+        key: 'UNITWATCH_CRITICAL',
+        message: '"nginx.service; postgresql.service" is not a unit name or glob; separate units with commas',
+      },
+    ]);
+  });
+});
+
+describe('parseConfigFor: each command validates what it needs', () => {
+  const { UNITWATCH_STATE_DIRECTORY: _, ...stateless } = minimal;
+
+  it('requires a state directory for run only', () => {
+    expect(keysOf(problemsOf(stateless))).toEqual(['UNITWATCH_STATE_DIRECTORY']);
+    expect(parseConfigFor('test-email', stateless, outsideSystemd).stateDirectory).toBeUndefined();
+    expect(parseConfigFor('check-config', stateless, outsideSystemd).stateDirectory).toBeUndefined();
+  });
+
+  it('requires a password source for test-email as for run', () => {
+    const env = { ...stateless, UNITWATCH_SMTP_URL: 'smtp://alerts@mail.example.org' };
+    expect(keysOf(problemsOf(env, outsideSystemd, 'test-email'))).toEqual(['UNITWATCH_SMTP_URL']);
+  });
+});
+
+describe('parseConfig: log format', () => {
+  it('defaults to text and takes json', () => {
+    expect(parseConfig(minimal, outsideSystemd).logFormat).toBe('text');
+    expect(parseConfig({ ...minimal, UNITWATCH_LOG_FORMAT: 'json' }, outsideSystemd).logFormat).toBe('json');
+    expect(problemsOf({ ...minimal, UNITWATCH_LOG_FORMAT: 'yaml' })).toEqual([
+      { key: 'UNITWATCH_LOG_FORMAT', message: 'must be one of text, json' },
+    ]);
   });
 });
 
@@ -521,7 +900,7 @@ describe('describeVariables', () => {
   it('gives each variable a description and an example that the validator accepts', () => {
     for (const variable of variables) {
       expect(variable.description, variable.name).not.toBe('');
-      const problems = problemsOf({ [variable.name]: variable.example });
+      const problems = problemsOf({ [variable.name]: variable.example }, underSystemd);
       expect(
         problems.filter((problem) => problem.key === variable.name),
         `${variable.name}=${variable.example}`,

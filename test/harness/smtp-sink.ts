@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
@@ -98,4 +101,42 @@ export class SmtpSink {
       await sleep(25);
     }
   }
+}
+
+export interface SelfSignedCertificate {
+  readonly key: string;
+  readonly cert: string;
+  /** The certificate as a PEM file, to name in UNITWATCH_SMTP_CA_FILE. */
+  readonly certFile: string;
+}
+
+/**
+ * A fresh self-signed certificate for 127.0.0.1 (key and PEM written into `directory`), made by
+ * openssl, for a sink started with `{ disabledCommands: [], key, cert }` (STARTTLS) or `secure: true`.
+ */
+export function selfSignedCertificate(directory: string): SelfSignedCertificate {
+  const keyFile = join(directory, 'relay-key.pem');
+  const certFile = join(directory, 'relay-cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile };
 }
