@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
@@ -72,6 +73,13 @@ class AuthSink {
     }
   }
 }
+
+describe('docs/install-debian.md', () => {
+  it('tells users the same LoadCredential= line this file tests', () => {
+    const doc = readFileSync(new URL('../../docs/install-debian.md', import.meta.url), 'utf8');
+    expect(doc).toContain(`LoadCredential=smtp-password:${CREDENTIAL_SOURCE}`);
+  });
+});
 
 describe.skipIf(skip !== undefined)('the SMTP password as a systemd credential (LoadCredential=)', () => {
   let instance: SystemdInstance | undefined;
