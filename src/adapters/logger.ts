@@ -57,6 +57,11 @@ export function sanitizeLogText(text: string): string {
   return text.replace(LINE_BREAKS, ' ').replace(UNSAFE, '');
 }
 
+/** A field name as `key=value` shows it: no space or `=` that would make it read as two fields. */
+function renderKey(key: string): string {
+  return sanitizeLogText(key).replace(/[\s="]/g, '_');
+}
+
 /** A value as `key=value` shows it: bare when it has no space, quote, `=` or backslash, else quoted. */
 function renderValue(value: string): string {
   const safe = sanitizeLogText(value);
@@ -110,7 +115,7 @@ function renderFields(
   }
   if (typeof value === 'object' && value !== null) {
     for (const [key, inner] of Object.entries(value)) {
-      renderFields(`${prefix}.${sanitizeLogText(key)}`, inner, out, stacks, withStacks);
+      renderFields(`${prefix}.${renderKey(key)}`, inner, out, stacks, withStacks);
     }
     return;
   }
@@ -141,7 +146,7 @@ export function formatTextLine(jsonLine: string, options: TextLineOptions): stri
   const stacks: string[] = [];
   if (typeof msg === 'string' && msg !== '') parts.push(sanitizeLogText(msg));
   for (const [key, value] of Object.entries(fields)) {
-    renderFields(sanitizeLogText(key), value, parts, stacks, options.stacks);
+    renderFields(renderKey(key), value, parts, stacks, options.stacks);
   }
   const head = options.journal
     ? `<${journalPriority(numericLevel)}>`

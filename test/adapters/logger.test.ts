@@ -226,6 +226,12 @@ describe('createLogger, text format (issue 12: a journal people can read)', () =
     expect(lines()).toEqual(['<6>m unit="[31mred.service " key=x']);
   });
 
+  it('keeps a field name with a space or = from reading as two fields', () => {
+    const { logger, lines } = textInto();
+    logger.info({ 'a b': 1, 'c=d': 2 }, 'm');
+    expect(lines()).toEqual(['<6>m a_b=1 c_d=2']);
+  });
+
   it('keeps secrets redacted', () => {
     const { logger, sink } = textInto();
     logger.info(
