@@ -176,6 +176,21 @@ export function textStream(
   };
 }
 
+/**
+ * Text written outside the logger (a configuration error on stderr before any logger exists) as
+ * journal lines: each line sanitised and, when systemd connected us to the journal, prefixed with
+ * `priority` (default err), so `journalctl -p warning` lists a refused start. Without the prefix
+ * journald would file every line at info.
+ */
+export function journalText(
+  text: string,
+  priority = 3,
+  journal: boolean = process.env.JOURNAL_STREAM !== undefined,
+): string {
+  const lines = text.replace(/\n$/, '').split(/\r?\n/);
+  return `${lines.map((line) => `${journal ? `<${priority}>` : ''}${sanitizeLogText(line)}`).join('\n')}\n`;
+}
+
 export interface LoggerOptions {
   readonly level: LogLevel;
   /**

@@ -4,6 +4,7 @@ import {
   createLogger,
   journalPrefixedStream,
   journalPriority,
+  journalText,
   sanitizeLogText,
 } from '../../src/adapters/logger.js';
 import type { LogLevel } from '../../src/core/config.js';
@@ -260,5 +261,20 @@ describe('sanitizeLogText', () => {
       ),
     ).toBe('ok');
     expect(sanitizeLogText('nginx.service – Grüße')).toBe('nginx.service – Grüße');
+  });
+});
+
+describe('journalText (stderr written before a logger exists)', () => {
+  const problem = 'unitwatch: invalid configuration (1 problem):\n  UNITWATCH_TO: is required\n';
+
+  it('files every line of a configuration error at err in the journal, not info', () => {
+    expect(journalText(problem, 3, true)).toBe(
+      '<3>unitwatch: invalid configuration (1 problem):\n<3>  UNITWATCH_TO: is required\n',
+    );
+  });
+
+  it('leaves the text as it is in a terminal, but for control characters', () => {
+    expect(journalText(problem, 3, false)).toBe(problem);
+    expect(journalText('bad \u001b[2Jvalue\n', 3, false)).toBe('bad [2Jvalue\n');
   });
 });
