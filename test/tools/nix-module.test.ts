@@ -1,4 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/systemd-instance.js';
 
@@ -98,4 +101,41 @@ describe('nix/module.nix', () => {
     // A second daemon as root beside the service would double every mail.
     expect(cli).toMatch(/= run \]; then[\s\S]*exit 64/);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'runs that wrapper: as root it hands the CLI the settings, file and password, and refuses run',
+    () => {
+      const { cli } = evaluate('{ UNITWATCH_TO = [ "a@example.org" "b@example.org" ]; }', [
+        '--argstr',
+        'environmentFile',
+        '/run/secrets/unitwatch.env',
+        '--argstr',
+        'smtpPasswordFile',
+        '/run/secrets/pw',
+      ]);
+      // Stand in for the package: print what it was given.
+      const dir = mkdtempSync(join(tmpdir(), 'unitwatch-cli-'));
+      const fake = join(dir, 'unitwatch');
+      writeFileSync(
+        fake,
+        '#!/bin/sh\necho "args=$*"\nenv | grep -E "^(UNITWATCH_|STATE_DIRECTORY)" | sort\n',
+      );
+      chmodSync(fake, 0o755);
+      const wrapper = join(dir, 'wrapper');
+      writeFileSync(wrapper, cli.replaceAll('/nix/store/stub-unitwatch/bin/unitwatch', fake));
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+      const checked = spawnSync('bash', [wrapper, 'check-config'], { encoding: 'utf8', env });
+      expect(checked.status).toBe(0);
+      expect(checked.stdout.trim().split('\n')).toEqual([
+        'args=check-config --env-file /run/secrets/unitwatch.env',
+        'STATE_DIRECTORY=/var/lib/unitwatch',
+        'UNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/pw',
+        'UNITWATCH_TO=a@example.org,b@example.org',
+      ]);
+      const run = spawnSync('bash', [wrapper, 'run'], { encoding: 'utf8', env });
+      expect(run.status).toBe(64);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(/runs as unitwatch\.service/);
+    },
+  );
 });
