@@ -37,9 +37,61 @@ let
     else
       toString value;
 
-  badNames = lib.filter (name: builtins.match "UNITWATCH_[A-Z0-9_]+" name == null) (
-    lib.attrNames cfg.settings
-  );
+  # The names the validator knows, and how each may be written, generated from src/core/config.ts
+  # (`npm run nix-variables`; a test fails if it drifts). A typo fails evaluation, not the start.
+  variables = (lib.importJSON ./variables.json).variables;
+  kindAccepts =
+    kind: value:
+    builtins.isString value
+    || (kind == "list" && builtins.isList value && lib.all builtins.isString value)
+    || (kind == "int" && builtins.isInt value)
+    || (kind == "bool" && builtins.isBool value);
+  kindText = {
+    string = "a string";
+    list = "a string or a list of strings";
+    int = "a string or an integer";
+    bool = "a string or a boolean";
+  };
+  settingNames = lib.attrNames cfg.settings;
+  unknownNames = lib.filter (name: !(variables ? ${name})) settingNames;
+  badValues = lib.filter (
+    name: variables ? ${name} && !(kindAccepts variables.${name} cfg.settings.${name})
+  ) settingNames;
+  environment = lib.mapAttrs (_: renderSetting) cfg.settings;
+
+  # Fixed by what the daemon is, not site policy: overriding these breaks it rather than relaxing it.
+  fixedKeys = [
+    "Type"
+    "NotifyAccess"
+    "User"
+    "Group"
+    "DynamicUser"
+    "StateDirectory"
+    "RestartPreventExitStatus"
+  ];
+
+  # `unitwatch` for root, with the service's configuration: its settings, environmentFile and SMTP
+  # password, so `unitwatch check-config`, `test-email` and `check` test what the service runs.
+  cli = pkgs.writeShellScriptBin "unitwatch" ''
+    if [ "$(id -u)" != 0 ]; then
+      # The environmentFile and the password are root's; without them, the plain CLI.
+      exec ${lib.getExe cfg.package} "$@"
+    fi
+    if [ "''${1-}" = run ]; then
+      echo "unitwatch: the daemon runs as unitwatch.service (systemctl start unitwatch)" >&2
+      exit 64
+    fi
+    ${lib.concatStringsSep "\n" (
+      lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg value}") environment
+    )}
+    export STATE_DIRECTORY=/var/lib/unitwatch
+    ${lib.optionalString (cfg.smtpPasswordFile != null)
+      "export UNITWATCH_SMTP_PASSWORD_FILE=${lib.escapeShellArg cfg.smtpPasswordFile}"
+    }
+    exec ${lib.getExe cfg.package} "$@" ${
+      lib.optionalString (cfg.environmentFile != null) "--env-file ${lib.escapeShellArg cfg.environmentFile}"
+    }
+  '';
 
   # These have their own NixOS options; the rest goes to serviceConfig as written.
   unitOptionNames = {
@@ -64,12 +116,13 @@ in
   options.services.unitwatch = {
     enable = mkEnableOption "unitwatch, which mails when a systemd unit fails";
 
-    package = mkOption {
-      type = types.package;
-      default = pkgs.callPackage ./package.nix { };
-      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
-      description = "The unitwatch package to run.";
-    };
+    package =
+      lib.mkPackageOption
+        (pkgs // { unitwatch = pkgs.unitwatch or (pkgs.callPackage ./package.nix { }); })
+        "unitwatch"
+        {
+          extraDescription = "Unless an overlay provides `pkgs.unitwatch`, the package built from this repository's `nix/package.nix`.";
+        };
 
     settings = mkOption {
       type = types.attrsOf settingsValue;
@@ -85,7 +138,9 @@ in
         `UNITWATCH_*` variables for the daemon, placed in the unit's environment and so in the
         world-readable store: never put a secret here, use {option}`environmentFile` or
         {option}`smtpPasswordFile`. Lists are joined with commas, booleans become
-        `true`/`false`. See docs/configuration.md for every variable.
+        `true`/`false`. Names and value types are checked at evaluation against
+        `nix/variables.json`, generated from the daemon's validator. See docs/configuration.md
+        for every variable.
       '';
     };
 
@@ -123,8 +178,14 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = badNames == [ ];
-        message = "services.unitwatch.settings: names must match UNITWATCH_[A-Z0-9_]+, got: ${lib.concatStringsSep ", " badNames}";
+        assertion = unknownNames == [ ];
+        message = "services.unitwatch.settings: not a unitwatch variable: ${lib.concatStringsSep ", " unknownNames} (known: ${lib.concatStringsSep ", " (lib.attrNames variables)})";
+      }
+      {
+        assertion = badValues == [ ];
+        message = "services.unitwatch.settings: wrong type: ${
+          lib.concatMapStringsSep ", " (name: "${name} must be ${kindText.${variables.${name}}}") badValues
+        }";
       }
       {
         assertion = cfg.settings ? UNITWATCH_TO || cfg.environmentFile != null;
@@ -142,6 +203,8 @@ in
     };
     users.groups.${definition.service.Group} = { };
 
+    environment.systemPackages = [ cli ];
+
     systemd.services.unitwatch = {
       description = unitSection.Description;
       after = unitSection.After or [ ];
@@ -155,12 +218,15 @@ in
       # the systemd that runs the unit.
       path = [ config.systemd.package ];
 
-      environment = lib.mapAttrs (_: renderSetting) cfg.settings;
+      inherit environment;
 
-      # mkDefault, so a site can relax one setting (and say why) without a fork.
-      # MemoryDenyWriteExecute stays off as service.json says: V8's JIT needs it.
+      # Hardening and timings with mkDefault, so a site can relax one (and say why) without a fork;
+      # fixedKeys without, as they are what the daemon needs. MemoryDenyWriteExecute stays off as
+      # service.json says: V8's JIT needs it.
       serviceConfig =
-        lib.mapAttrs (_: mkDefault) serviceSettings
+        lib.mapAttrs (
+          name: value: if lib.elem name fixedKeys then value else mkDefault value
+        ) serviceSettings
         // {
           ExecStart = "${lib.getExe cfg.package} run";
         }

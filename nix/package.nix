@@ -86,9 +86,11 @@ buildNpmPackage {
   # dependencies and wraps each `bin` entry so it runs with this pinned nodejs.
   nativeBuildInputs = [ makeWrapper ];
 
-  # Node 20 consumes `--env-file` anywhere on its own command line, even after the script, so
+  # One wrapper, ours: npmInstallHook has already wrapped the `bin` entry without `--`, and Node 20
+  # consumes `--env-file` anywhere on its own command line, even after the script, so
   # `unitwatch run --env-file F` would never reach unitwatch; `--` ends Node's options.
   postInstall = ''
+    rm -f $out/bin/unitwatch
     makeWrapper ${lib.getExe nodejs} $out/bin/unitwatch \
       --add-flags "-- $out/lib/node_modules/${package.name}/dist/cli.js"
   '';
@@ -102,5 +104,8 @@ buildNpmPackage {
     license = lib.licenses.mit;
     mainProgram = "unitwatch";
     platforms = lib.platforms.linux;
-  };
+  }
+  # From package.json once it names an address (it does not yet; none is invented here). A
+  # `changelog` belongs next to it when the project has one.
+  // lib.optionalAttrs (package ? homepage) { inherit (package) homepage; };
 }

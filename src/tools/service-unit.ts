@@ -50,6 +50,12 @@ const ONE_ITEM_PER_LINE = new Set([
   'ExecCondition',
 ]);
 
+/**
+ * Timings a host may tune without touching the hardening: an extra for one of these replaces the
+ * definition's value in place (the integration suite runs with a 4 s watchdog to see it fire).
+ */
+export const TUNABLE = new Set(['WatchdogSec', 'RestartSec', 'TimeoutStartSec', 'TimeoutStopSec']);
+
 const KEY = /^[A-Z][A-Za-z0-9]*$/;
 
 export function loadServiceDefinition(path: string = defaultServiceDefinitionPath): ServiceDefinition {
@@ -118,7 +124,7 @@ export function renderUnitFile(definition: ServiceDefinition, extras: UnitFileEx
   const service: Record<string, UnitValue> = { ...definition.service, ExecStart: extras.execStart };
   if (extras.environmentFile !== undefined) service.EnvironmentFile = extras.environmentFile;
   for (const [key, value] of Object.entries(extras.extraService ?? {})) {
-    if (key in definition.service) {
+    if (key in definition.service && !TUNABLE.has(key)) {
       throw new ServiceDefinitionError(
         '<extraService>',
         `${key}: already set by the definition; change it there`,

@@ -2,9 +2,13 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadServiceDefinition, renderUnitFile, type ServiceDefinition } from './service-unit.js';
 
-/** Where non-NixOS hosts are told to put things; docs/nixos.md and the test both rely on these. */
+/**
+ * Where non-NixOS hosts are told to put things; docs/install-debian.md, its integration test and the
+ * unit test rely on these. /opt/unitwatch is a copy made by `npm install -g --prefix`, so neither npm's
+ * own prefix nor where the checkout lives (ProtectHome= hides /root and /home) matters.
+ */
 export const plainUnitExtras = {
-  execStart: '/usr/local/bin/unitwatch run',
+  execStart: '/opt/unitwatch/bin/unitwatch run',
   environmentFile: '/etc/unitwatch/unitwatch.env',
 } as const;
 
@@ -14,8 +18,11 @@ export function renderPlainUnit(definition: ServiceDefinition = loadServiceDefin
   const header = [
     '# unitwatch.service for systemd hosts without NixOS.',
     '# Generated from nix/service.json by `npm run unit-docs`: edit that file, not this one.',
-    '# Install: copy to /etc/systemd/system/, put UNITWATCH_* settings in /etc/unitwatch/unitwatch.env,',
-    '# then `systemctl daemon-reload && systemctl enable --now unitwatch`.',
+    '# Install (docs/install-debian.md has every step): unitwatch under /opt/unitwatch',
+    '# (`npm pack`, then `npm install -g --prefix /opt/unitwatch ./unitwatch-*.tgz`), the system user',
+    '# (`useradd --system --no-create-home --shell /usr/sbin/nologin unitwatch`; dbus-daemon refuses a',
+    '# purely dynamic user), UNITWATCH_* settings in /etc/unitwatch/unitwatch.env (mode 0600), this file',
+    '# in /etc/systemd/system/, then `systemctl daemon-reload && systemctl enable --now unitwatch`.',
     '',
     '',
   ].join('\n');

@@ -51,5 +51,10 @@ cd "$root"
 pivot_root . .old-root
 umount -l /.old-root
 rmdir /.old-root
+# A booted host has a shared /, but systemd skips that when `container` is set. LoadCredential= needs
+# it: (sd-mkdcreds) builds the credential ramfs in a mount namespace of its own and moves it into
+# /run/credentials, and only propagation carries it back to PID 1 (otherwise the directory is empty).
+# These mounts are all ours (made private above), so nothing propagates to the host.
+mount --make-rshared /
 export container=unitwatch-test
 exec /lib/systemd/systemd --system --unit=unitwatch-test.target --log-target=journal-or-kmsg
