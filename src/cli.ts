@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { createLogger, type Logger } from './adapters/logger.js';
+import { createLogger, journalText, type Logger } from './adapters/logger.js';
 import { MailTransport, readSmtpCaFile, readSmtpPassword } from './adapters/mail-transport.js';
 import { checkStateDirectory } from './adapters/state-directory.js';
 import { SystemdBus } from './adapters/systemd-bus.js';
@@ -249,14 +249,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (problems.length > 0) throw new ConfigError(problems);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`unitwatch: ${error.message}\n`);
+      // At err under the journal: `journalctl -u unitwatch -p warning` must show why it did not start.
+      process.stderr.write(journalText(`unitwatch: ${error.message}\n`));
       return EXIT_CONFIG;
     }
     throw error;
   }
 
   if (daemonConfig !== undefined)
-    return run(daemonConfig, password, createLogger({ level: daemonConfig.logLevel }));
+    return run(
+      daemonConfig,
+      password,
+      createLogger({ level: daemonConfig.logLevel, format: daemonConfig.logFormat }),
+    );
   if (command === 'check-config') {
     process.stdout.write(renderEffectiveConfig(config));
     return 0;

@@ -544,9 +544,20 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     },
     {
       name: 'UNITWATCH_DIGEST_DELAY',
-      description: 'How long a storm digest collects failures before it is sent.',
+      description:
+        'How long a storm digest collects failures at most before it is sent (sooner once they stop ' +
+        'arriving: UNITWATCH_DIGEST_QUIET).',
       defaultText: '10s',
       example: '30s',
+      schema: duration(0, 3_600_000),
+    },
+    {
+      name: 'UNITWATCH_DIGEST_QUIET',
+      description:
+        'A storm digest goes out this long after the last failure it gathered, when that is sooner than ' +
+        'UNITWATCH_DIGEST_DELAY: a storm that is over is mailed at once.',
+      defaultText: '2s',
+      example: '5s',
       schema: duration(0, 3_600_000),
     },
     {
@@ -790,6 +801,7 @@ export function parseConfigFor(
       stormThreshold: pick('UNITWATCH_STORM_THRESHOLD', 3),
       stormWindowMs: pick('UNITWATCH_STORM_WINDOW', 60_000),
       digestDelayMs: pick('UNITWATCH_DIGEST_DELAY', 10_000),
+      digestQuietMs: pick('UNITWATCH_DIGEST_QUIET', 2_000),
       maxMailsPerHour: pick('UNITWATCH_MAX_MAILS_PER_HOUR', 30),
       recoveryMails: pick('UNITWATCH_RECOVERY', true),
       recoveryGraceMs: pick('UNITWATCH_RECOVERY_GRACE', 30_000),
@@ -863,6 +875,7 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
   set('UNITWATCH_STORM_THRESHOLD', String(config.policy.stormThreshold));
   set('UNITWATCH_STORM_WINDOW', formatDuration(config.policy.stormWindowMs));
   set('UNITWATCH_DIGEST_DELAY', formatDuration(config.policy.digestDelayMs));
+  set('UNITWATCH_DIGEST_QUIET', formatDuration(config.policy.digestQuietMs ?? config.policy.digestDelayMs));
   set('UNITWATCH_MAX_MAILS_PER_HOUR', String(config.policy.maxMailsPerHour));
   set('UNITWATCH_RECOVERY', config.policy.recoveryMails ? 'yes' : 'no');
   set('UNITWATCH_RECOVERY_GRACE', formatDuration(config.policy.recoveryGraceMs));

@@ -13,7 +13,12 @@ export const nixVariablesPath = fileURLToPath(new URL('../../nix/variables.json'
 
 const CONTEXT = { hostname: 'probe', systemdStateDirectory: '/probe', credentialsDirectory: undefined };
 /** A configuration the validator accepts, so a probe's problems can only be the probed variable's. */
-const BASE = { UNITWATCH_TO: 'probe@example.org', UNITWATCH_SMTP_URL: 'smtp://probe@probe.example.org' };
+const BASE = {
+  UNITWATCH_TO: 'probe@example.org',
+  UNITWATCH_SMTP_URL: 'smtp://probe@probe.example.org',
+  // A user in the URL needs a password source; the file is only named here, never read.
+  UNITWATCH_SMTP_PASSWORD_FILE: '/probe/password',
+};
 
 /** The validator's problems with `value` for `name`, with everything else valid. */
 function problemsWith(name: string, value: string): string[] {

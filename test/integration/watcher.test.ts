@@ -176,9 +176,12 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
       .split('\n')
       .filter((line) => line.includes('notification sent') && line.includes('payments.service'));
     expect(sent).toHaveLength(1);
-    expect(JSON.parse(sent[0] ?? '{}')).toMatchObject({ unit: 'payments.service', to: ['ops@example.org'] });
+    // Text, not JSON: the message first, then the facts as key=value.
+    expect(sent[0]).toMatch(/^notification sent: .*payments\.service.* unit=payments\.service/);
+    expect(sent[0]).toContain('to=ops@example.org');
+    expect(sent[0]).not.toContain('{');
     const warnings = await instance.journal('-u', 'unitwatch.service', '-o', 'cat', '-p', 'warning');
-    expect(warnings).toContain('"unit":"payments.service"');
+    expect(warnings).toContain('unit=payments.service');
     expect(warnings).not.toContain('notification sent');
   });
 });
