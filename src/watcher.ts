@@ -22,6 +22,7 @@ import {
   composeRecoveryMail,
   type Diagnosis,
   type DigestEntry,
+  describeExit,
 } from './core/message.js';
 import { mayNotifyAboutSelf, type SelfNotificationState } from './core/own-unit.js';
 import {
@@ -30,6 +31,7 @@ import {
   type Outgoing,
   type UnitPolicyState,
 } from './core/policy.js';
+import { cleanLine } from './core/text.js';
 
 /** What the watcher needs from systemd; SystemdBus in the daemon, a test double in unit tests. */
 export interface UnitSource {
@@ -459,27 +461,24 @@ export class FailureWatcher {
     if (this.#reported.has(key)) return;
     // In memory at once, so a second signal for it is ignored; on disk with the policy's state below.
     this.#reported.add(key);
-    const messages: Record<FailureKind, string> = {
-      failed: 'unit failed',
-      'crash-restart': 'unit crashed and is being restarted',
-      stopped: 'critical unit is no longer active',
+    const what: Record<FailureKind, string> = {
+      failed: 'failed',
+      'crash-restart': 'crashed and is being restarted',
+      stopped: 'is no longer active (critical unit)',
     };
+    const exit = describeExit(facts);
+    const detail = [facts.result, exit].filter((part) => part !== undefined && part !== '').join(', ');
+    // One sentence, subject first, what becomes of its mail last: `nginx.service failed (exit-code,
+    // exited with status 1); mail due now`. The fields repeat the facts for `-o json` readers.
     const log = (mail: string) =>
       logger.warn(
-        {
-          unit: facts.unit,
-          event: kind,
-          result: facts.result,
-          invocation: facts.invocationId,
-          critical,
-          mail,
-        },
-        messages[kind],
+        { unit: facts.unit, event: kind, result: facts.result, invocation: facts.invocationId, critical },
+        `${cleanLine(facts.unit)} ${what[kind]}${detail === '' ? '' : ` (${cleanLine(detail)})`}; ${mail}`,
       );
     if (facts.unit === this.#deps.ownUnit) {
       const state = await this.#deps.selfState.load();
       if (!mayNotifyAboutSelf(state, now())) {
-        log('not mailing about unitwatch itself again within the hour');
+        log('no mail: unitwatch mails about itself at most once an hour');
         return;
       }
       await this.#deps.selfState.save({ restartsSeen: state?.restartsSeen ?? 0, lastMailMs: now() });
@@ -489,7 +488,7 @@ export class FailureWatcher {
     // From here the failure is in the policy's state or in a mail being made, on disk once committed.
     const committed = this.#commit(outgoing);
     // One line per failure, with what becomes of its mail: a storm logs each unit once, not twice.
-    log(outgoing.length === 0 ? 'held back by the rate limit; counted in a later mail' : 'due now');
+    log(outgoing.length === 0 ? 'mail held back by the rate limit, counted in a later mail' : 'mail due now');
     this.#schedule();
     await committed;
     await this.#dispatch(outgoing);

@@ -32,7 +32,7 @@ async function killAndWaitForRestart(instance: SystemdInstance): Promise<void> {
 
 async function heldLines(instance: SystemdInstance): Promise<number> {
   const log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
-  return log.split('\n').filter((line) => line.includes('held back')).length;
+  return log.split('\n').filter((line) => line.includes('mail held back by the rate limit')).length;
 }
 
 async function waitForHeld(instance: SystemdInstance, count: number): Promise<void> {
