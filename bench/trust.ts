@@ -1,0 +1,264 @@
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SmtpSink } from '../test/harness/smtp-sink.js';
+import { realSystemdUnavailableReason, repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
+import { installUnitwatch, startUnitwatch } from '../test/harness/unitwatch-service.js';
+import { sampleProcess, TICKS_PER_SECOND } from './lib/cgroup.js';
+
+/**
+ * `npm run bench:trust`: what hostile or heavy input costs the daemon, in the genuine systemd of the
+ * test harness, running as its hardened service. Three figures (issues 10 and 11):
+ * - 50,000 forged unit signals from an unprivileged user: mails (must be 0), RSS growth, and how long
+ *   after the last signal the daemon's CPU is back to idle;
+ * - 5,000 transient units with unique names failing and being garbage-collected: RSS before, right
+ *   after and once settled;
+ * - a unit crash-looping about 4 times a second for 3 minutes: bytes written to the state per failure.
+ * Writes bench/results/trust.json and prints a table. Timings share the machine with whatever else
+ * runs: run it alone.
+ */
+
+const FORGED = Number(process.env.BENCH_FORGED ?? 50_000);
+const TRANSIENT = Number(process.env.BENCH_TRANSIENT ?? 5000);
+const LOOP_SECONDS = Number(process.env.BENCH_LOOP_SECONDS ?? 180);
+const STATE = '/var/lib/private/unitwatch';
+
+function log(message: string): void {
+  process.stderr.write(`[bench:trust ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+/** The unitwatch process as the host sees it: in the instance's PID namespace, its MainPID there. */
+async function hostPid(instance: SystemdInstance): Promise<number> {
+  const mainPid = await instance.property('unitwatch.service', 'MainPID');
+  const namespace = readlinkSync(`/proc/${instance.pid}/ns/pid`);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/pid`) !== namespace) continue;
+      const nsPid = /^NSpid:\s+(.*)$/m
+        .exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]
+        ?.trim()
+        .split(/\s+/);
+      if (nsPid?.at(-1) === mainPid) return Number(entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  throw new Error(`unitwatch (MainPID ${mainPid} inside) not found from the host`);
+}
+
+function rssKb(pid: number): number {
+  return sampleProcess(pid)?.rssKb ?? Number.NaN;
+}
+
+/** Waits until the process used under 2 % of a CPU over 500 ms; returns when that window began. */
+async function idleSince(pid: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const start = Date.now();
+    const before = sampleProcess(pid)?.cpuTicks ?? 0;
+    await sleep(500);
+    const used = ((sampleProcess(pid)?.cpuTicks ?? 0) - before) / TICKS_PER_SECOND;
+    if (used / 0.5 < 0.02) return start;
+    if (Date.now() > deadline) throw new Error('the daemon never became idle');
+  }
+}
+
+async function settle(instance: SystemdInstance, smtp: SmtpSink, sentinel: string): Promise<void> {
+  await instance.run([
+    'systemd-run',
+    '--quiet',
+    `--unit=${sentinel}`,
+    '-p',
+    'Description=sentinel',
+    '/bin/false',
+  ]);
+  await smtp.waitFor(
+    (mails) =>
+      mails.some(
+        (mail) =>
+          mail.parsed.headers.get('x-unitwatch-unit') === sentinel ||
+          (mail.parsed.text ?? '').includes(sentinel),
+      ),
+    120_000,
+    `the mail about ${sentinel}`,
+  );
+}
+
+async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
+  const pid = await hostPid(instance);
+  await idleSince(pid, 30_000);
+  const rssBefore = rssKb(pid);
+  const mailsBefore = smtp.mails.length;
+  const listing = await instance.run(['busctl', '--system', 'list', '--unique', '--no-legend']);
+  const mainPid = await instance.property('unitwatch.service', 'MainPID');
+  const name = listing
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .find((columns) => columns[1] === mainPid)?.[0];
+  if (name === undefined) throw new Error('unitwatch has no bus name');
+  log(`forging ${FORGED} signals to ${name} as an unprivileged user`);
+  await instance.run([
+    'runuser',
+    '-u',
+    'mallory',
+    '--',
+    process.execPath,
+    `${repoRoot}test/fixtures/forge-signals.mjs`,
+    name,
+    'forged.service',
+    'failed',
+    'failed',
+    String(FORGED),
+  ]);
+  const lastSignalMs = Date.now();
+  const idleAtMs = await idleSince(pid, 120_000);
+  const rssAfter = rssKb(pid);
+  await settle(instance, smtp, 'sentinel-forged.service');
+  const forgedMails = smtp.mails
+    .slice(mailsBefore)
+    .filter((mail) => (mail.parsed.text ?? '').includes('forged') || mail.parsed.subject?.includes('forged'));
+  const status = await instance.property('unitwatch.service', 'StatusText');
+  return {
+    signals: FORGED,
+    mails: forgedMails.length,
+    rssBeforeKb: rssBefore,
+    rssAfterKb: rssAfter,
+    rssGrowthKb: rssAfter - rssBefore,
+    idleAfterLastSignalMs: Math.max(0, idleAtMs - lastSignalMs),
+    status,
+  };
+}
+
+async function transientUnits(instance: SystemdInstance, smtp: SmtpSink) {
+  const pid = await hostPid(instance);
+  await idleSince(pid, 30_000);
+  const rssBefore = rssKb(pid);
+  log(`failing ${TRANSIENT} transient units that are garbage-collected at once`);
+  await instance.run([
+    'sh',
+    '-c',
+    `i=1; while [ $i -le ${TRANSIENT} ]; do systemd-run --no-block --quiet -p CollectMode=inactive-or-failed --unit=gc-$i.service /bin/false; i=$((i+1)); done`,
+  ]);
+  const rssRightAfter = rssKb(pid);
+  await idleSince(pid, 300_000);
+  await settle(instance, smtp, 'sentinel-gc.service');
+  const rssSettled = rssKb(pid);
+  return {
+    units: TRANSIENT,
+    rssBeforeKb: rssBefore,
+    rssRightAfterKb: rssRightAfter,
+    rssSettledKb: rssSettled,
+  };
+}
+
+/** Bytes the state log grew by (plus each snapshot written when it was compacted). */
+async function stateBytes(
+  instance: SystemdInstance,
+): Promise<{ generation: number; logBytes: number; snapshotBytes: number }> {
+  const out = await instance.run([
+    'sh',
+    '-c',
+    `cd ${STATE} && stat -c '%n %s' state.*.log state.json 2>/dev/null || true`,
+  ]);
+  let generation = -1;
+  let logBytes = 0;
+  let snapshotBytes = 0;
+  for (const line of out.trim().split('\n')) {
+    const [file, size] = line.split(' ');
+    const match = /^state\.(\d+)\.log$/.exec(file ?? '');
+    if (match !== null) {
+      generation = Number(match[1]);
+      logBytes = Number(size);
+    } else if (file === 'state.json') snapshotBytes = Number(size);
+  }
+  return { generation, logBytes, snapshotBytes };
+}
+
+async function crashLoop(instance: SystemdInstance) {
+  log(`crash loop for ${LOOP_SECONDS} s`);
+  let written = 0;
+  let last = await stateBytes(instance);
+  await instance.run([
+    'systemd-run',
+    '--unit=loop.service',
+    '-p',
+    'Restart=always',
+    '-p',
+    'RestartSec=200ms',
+    '-p',
+    'StartLimitIntervalSec=0',
+    '/bin/sh',
+    '-c',
+    'sleep 0.05; echo crashing; exit 7',
+  ]);
+  const end = Date.now() + LOOP_SECONDS * 1000;
+  while (Date.now() < end) {
+    await sleep(500);
+    const now = await stateBytes(instance);
+    written +=
+      now.generation === last.generation ? now.logBytes - last.logBytes : now.snapshotBytes + now.logBytes;
+    last = now;
+  }
+  await instance.systemctl('stop', 'loop.service');
+  await sleep(1000);
+  const final = await stateBytes(instance);
+  written +=
+    final.generation === last.generation
+      ? final.logBytes - last.logBytes
+      : final.snapshotBytes + final.logBytes;
+  const journal = await instance.journal('-u', 'loop.service', '-o', 'cat');
+  const failures = journal
+    .split('\n')
+    .filter((line) => line.includes("Failed with result 'exit-code'")).length;
+  return {
+    seconds: LOOP_SECONDS,
+    failures,
+    stateBytes: written,
+    bytesPerFailure: Math.round(written / failures),
+  };
+}
+
+async function main(): Promise<void> {
+  const reason = realSystemdUnavailableReason();
+  if (reason !== undefined) {
+    process.stderr.write(`npm run bench:trust cannot run here: ${reason}\n`);
+    process.exit(2);
+  }
+  const smtp = new SmtpSink();
+  await smtp.start();
+  const instance = await SystemdInstance.boot();
+  try {
+    await instance.run(['useradd', '--no-create-home', '--shell', '/bin/sh', 'mallory']);
+    await installUnitwatch(instance, {
+      UNITWATCH_TO: 'ops@example.org',
+      UNITWATCH_SMTP_URL: smtp.url,
+      UNITWATCH_HOSTNAME: 'trusthost',
+      UNITWATCH_MAX_MAILS_PER_HOUR: '100000',
+    });
+    await startUnitwatch(instance);
+    const flood = await forgedFlood(instance, smtp);
+    log(JSON.stringify(flood));
+    const loop = await crashLoop(instance);
+    log(JSON.stringify(loop));
+    const transient = await transientUnits(instance, smtp);
+    log(JSON.stringify(transient));
+    const results = { at: new Date().toISOString(), flood, transient, loop };
+    writeFileSync(`${repoRoot}bench/results/trust.json`, `${JSON.stringify(results, null, 2)}\n`);
+    const rows = [
+      '| measure | value |',
+      '| --- | --- |',
+      `| forged signals → mails | ${flood.signals} → ${flood.mails} |`,
+      `| RSS growth over the flood | ${(flood.rssGrowthKb / 1024).toFixed(1)} MiB |`,
+      `| CPU idle again after the last forged signal | ${(flood.idleAfterLastSignalMs / 1000).toFixed(1)} s |`,
+      `| RSS before / right after / settled, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(0)} / ${(transient.rssRightAfterKb / 1024).toFixed(0)} / ${(transient.rssSettledKb / 1024).toFixed(0)} MiB |`,
+      `| crash loop: failures in ${loop.seconds} s | ${loop.failures} |`,
+      `| state bytes written per failure | ${loop.bytesPerFailure} |`,
+    ];
+    process.stdout.write(`${rows.join('\n')}\n`);
+  } finally {
+    await instance.poweroff();
+    await smtp.stop();
+  }
+}
+
+await main();
