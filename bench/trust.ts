@@ -114,9 +114,12 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
   const idleAtMs = await idleSince(pid, 120_000);
   const rssAfter = rssKb(pid);
   await settle(instance, smtp, 'sentinel-forged.service');
+  // Forged names are forged0.service … forgedN.service; the sentinel's name must not count.
   const forgedMails = smtp.mails
     .slice(mailsBefore)
-    .filter((mail) => (mail.parsed.text ?? '').includes('forged') || mail.parsed.subject?.includes('forged'));
+    .filter((mail) =>
+      /(^|[\s●])forged\d+\.service/m.test(`${mail.parsed.subject ?? ''}\n${mail.parsed.text ?? ''}`),
+    );
   const status = await instance.property('unitwatch.service', 'StatusText');
   return {
     signals: FORGED,
