@@ -232,12 +232,19 @@ async function main(): Promise<void> {
   const instance = await SystemdInstance.boot();
   try {
     await instance.run(['useradd', '--no-create-home', '--shell', '/bin/sh', 'mallory']);
-    await installUnitwatch(instance, {
-      UNITWATCH_TO: 'ops@example.org',
-      UNITWATCH_SMTP_URL: smtp.url,
-      UNITWATCH_HOSTNAME: 'trusthost',
-      UNITWATCH_MAX_MAILS_PER_HOUR: '100000',
-    });
+    await installUnitwatch(
+      instance,
+      {
+        UNITWATCH_TO: 'ops@example.org',
+        UNITWATCH_SMTP_URL: smtp.url,
+        UNITWATCH_HOSTNAME: 'trusthost',
+        UNITWATCH_MAX_MAILS_PER_HOUR: '100000',
+      },
+      // To try Node flags on the daemon (e.g. --max-semi-space-size=1) without changing the unit.
+      process.env.BENCH_NODE_OPTIONS === undefined
+        ? {}
+        : { Environment: `NODE_OPTIONS=${process.env.BENCH_NODE_OPTIONS}` },
+    );
     await startUnitwatch(instance);
     const flood = await forgedFlood(instance, smtp);
     log(JSON.stringify(flood));

@@ -217,6 +217,9 @@ export class FailureWatcher {
    * watching — stopped, restarting, disconnected — are mailed once, and never twice.
    */
   catchUp(units: readonly ListedUnit[]): void {
+    // A unit systemd no longer lists was unloaded while nobody listened: forget its state.
+    const listed = new Set(units.map((unit) => unit.unit));
+    for (const unit of this.#tracker.units()) if (!listed.has(unit)) this.#tracker.forget(unit);
     for (const unit of units) {
       if (!isWatched(unit.unit, this.#filter)) continue;
       const previous = this.#tracker.transition(unit.unit, unit).previous;
@@ -332,6 +335,12 @@ export class FailureWatcher {
       this.#track(this.#checkRecovered(change));
     } else if (this.#policy.awaitsRecovery(unit) && finishedRun(previous, change)) {
       this.#track(this.#checkFinishedRun(change));
+    } else if (previous?.activeState === 'failed' && change.activeState === 'inactive') {
+      // `systemctl reset-failed`: the operator has handled it; the incident closes without a mail.
+      if (this.#policy.unitRemoved(unit)) {
+        this.#schedule();
+        this.#track(this.#commit([]));
+      }
     } else if (this.#policy.awaitsRecovery(unit) && change.activeState === 'inactive') {
       // Stopped while running, or while waiting to restart after a crash: the end of the incident,
       // but not a recovery.

@@ -402,6 +402,41 @@ describe('FailureWatcher: catch-up finds what happened while nobody listened', (
     expect(host.subjects()).toEqual(['[unitwatch] worker.service crashed on web1 (restarted), restarting']);
   });
 
+  it('closes an incident without a mail when the operator runs reset-failed', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'handled.service');
+    host.setFacts('handled.service', { activeState: 'inactive', subState: 'dead', result: 'success' });
+    watcher.handleChange(change('handled.service', 'inactive', 'dead'));
+    await watcher.settle();
+    await host.advance(60 * SECOND, watcher);
+    expect(watcher.openIncidents).toBe(0);
+    expect(host.mails.map(({ meta }) => meta.event)).toEqual(['failed']);
+  });
+
+  it('ends an incident stopped by hand while crash-looping as "stopped", not as a recovery', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    watcher.handleChange(change('loop.service', 'active', 'running'));
+    host.setFacts('loop.service', { activeState: 'activating', subState: 'auto-restart' });
+    watcher.handleChange(change('loop.service', 'activating', 'auto-restart'));
+    await watcher.settle();
+    host.setFacts('loop.service', { activeState: 'inactive', subState: 'dead', result: 'success' });
+    watcher.handleChange(change('loop.service', 'inactive', 'dead'));
+    await watcher.settle();
+    await host.advance(SECOND, watcher);
+    expect(host.subjects().at(-1)).toBe('[unitwatch] loop.service stopped on web1 after 1 failure');
+    expect(watcher.openIncidents).toBe(0);
+  });
+
+  it('forgets, at catch-up, a unit systemd no longer lists', async () => {
+    const host = new Host();
+    const watcher = await started(host);
+    watcher.handleChange(change('gone.service', 'active', 'running'));
+    watcher.catchUp([]);
+    expect(watcher.watchedUnits).toBe(0);
+  });
+
   it('forgets a unit systemd unloaded', async () => {
     const host = new Host();
     const watcher = await started(host);

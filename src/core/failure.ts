@@ -120,6 +120,10 @@ export class UnitStateTracker {
     return { previous, kind };
   }
 
+  units(): string[] {
+    return [...this.#states.keys()];
+  }
+
   forget(unit: string): void {
     this.#states.delete(unit);
   }
