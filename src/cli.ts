@@ -9,7 +9,7 @@ import { createLogger, journalText, type Logger } from './adapters/logger.js';
 import { MailTransport, readSmtpCaFile, readSmtpPassword } from './adapters/mail-transport.js';
 import { checkStateDirectory } from './adapters/state-directory.js';
 import { SystemdBus } from './adapters/systemd-bus.js';
-import { type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
+import { CHECK_UNKNOWN, type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
 import {
   type Config,
   type ConfigContext,
@@ -20,8 +20,10 @@ import {
 } from './core/config.js';
 import { parseEnvFile } from './core/env-file.js';
 import { unitFilter } from './core/globs.js';
+import { renderStatus } from './core/status-report.js';
 import { Daemon } from './daemon.js';
 import { ConfigError, type ConfigProblem } from './errors/config-error.js';
+import { gatherStatus } from './status.js';
 
 /** sysexits.h EX_CONFIG: lets the unit say RestartPreventExitStatus=78 so bad config does not restart-loop. */
 export const EXIT_CONFIG = 78;
@@ -38,10 +40,14 @@ Commands:
   test-email     send one test mail through the configured transport
   check          one-shot monitoring-plugin check: exit 0 OK, 1 WARNING (failed units),
                  2 CRITICAL (a critical unit not active), 3 UNKNOWN (systemd unreachable)
+  status         what the daemon is doing: failed units, open incidents, held failures,
+                 outbox, hourly cap (as root; --json for a machine); exit codes as check,
+                 2 when the daemon is not running
 
 Options:
   --env-file FILE  read UNITWATCH_* variables from FILE (systemd EnvironmentFile= syntax)
                    on top of the environment
+  --json           status only: print JSON
   -h, --help       show this help
   -V, --version    show the version
 
@@ -59,14 +65,18 @@ function version(): string {
 interface Invocation {
   readonly command: string;
   readonly envFile: string | undefined;
+  readonly json: boolean;
 }
 
 function parseArguments(argv: readonly string[]): Invocation | string {
   let command: string | undefined;
   let envFile: string | undefined;
+  let json = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
-    if (arg === '--env-file') {
+    if (arg === '--json') {
+      json = true;
+    } else if (arg === '--env-file') {
       envFile = argv[++i];
       if (envFile === undefined) return '--env-file needs a file name';
     } else if (arg.startsWith('--env-file=')) {
@@ -83,7 +93,8 @@ function parseArguments(argv: readonly string[]): Invocation | string {
       return `unexpected argument ${arg}`;
     }
   }
-  return { command: command ?? 'help', envFile };
+  if (json && command !== 'status') return '--json goes with status only';
+  return { command: command ?? 'help', envFile, json };
 }
 
 async function readEnvironment(envFile: string | undefined): Promise<Record<string, string | undefined>> {
@@ -158,21 +169,39 @@ async function testEmail(config: StatelessConfig, password: string | undefined):
  * `unitwatch check` reads the same configuration as the daemon for its filters, but sends no mail:
  * where no recipient or transport is configured (a monitoring host's own env file), it needs none.
  */
+async function readFilterConfig(envFile: string | undefined): Promise<StatelessConfig> {
+  const env = await readEnvironment(envFile);
+  return parseConfigFor(
+    'check-config',
+    {
+      UNITWATCH_TO: 'check@localhost',
+      ...(env.UNITWATCH_SMTP_URL === undefined && env.UNITWATCH_SENDMAIL === undefined
+        ? { UNITWATCH_SENDMAIL: '/bin/true' }
+        : {}),
+      ...env,
+    },
+    configContext(),
+  );
+}
+
+/** `unitwatch status`: the daemon's unit, the failed units, and the state it saved, read-only. */
+async function status(envFile: string | undefined, json: boolean): Promise<number> {
+  let config: StatelessConfig;
+  try {
+    config = await readFilterConfig(envFile);
+  } catch (error) {
+    process.stderr.write(`unitwatch: ${error instanceof Error ? error.message : String(error)}\n`);
+    return CHECK_UNKNOWN;
+  }
+  const report = renderStatus(await gatherStatus(config, Date.now()), Date.now());
+  process.stdout.write(json ? `${JSON.stringify(report.json, null, 2)}\n` : report.text);
+  return report.exitCode;
+}
+
 async function check(envFile: string | undefined): Promise<number> {
   let config: StatelessConfig;
   try {
-    const env = await readEnvironment(envFile);
-    config = parseConfigFor(
-      'check-config',
-      {
-        UNITWATCH_TO: 'check@localhost',
-        ...(env.UNITWATCH_SMTP_URL === undefined && env.UNITWATCH_SENDMAIL === undefined
-          ? { UNITWATCH_SENDMAIL: '/bin/true' }
-          : {}),
-        ...env,
-      },
-      configContext(),
-    );
+    config = await readFilterConfig(envFile);
   } catch (error) {
     const result = unknownCheck(error instanceof Error ? error.message : String(error));
     process.stdout.write(`${result.line}\n`);
@@ -211,6 +240,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (invocation.command === 'check') return check(invocation.envFile);
+  if (invocation.command === 'status') return status(invocation.envFile, invocation.json);
   if (!['run', 'check-config', 'test-email'].includes(invocation.command)) {
     process.stderr.write(`unitwatch: unknown command ${invocation.command}\n\n${USAGE}`);
     return EXIT_USAGE;

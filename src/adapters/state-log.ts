@@ -52,6 +52,43 @@ function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? String(error);
 }
 
+/**
+ * The state as the daemon last wrote it, read without changing anything (no cut, no move, no
+ * append): for `unitwatch status` while the daemon runs. Unreadable parts are skipped.
+ */
+export async function readStateReadOnly(directory: string): Promise<Map<string, unknown>> {
+  const state = new Map<string, unknown>();
+  let generation: number | undefined;
+  try {
+    const snapshot = JSON.parse(await readFile(join(directory, SNAPSHOT), 'utf8')) as unknown;
+    if (isSnapshot(snapshot)) {
+      generation = snapshot.generation;
+      for (const [key, value] of snapshot.entries) state.set(key, value);
+    }
+  } catch {
+    // no snapshot yet, or unreadable: the log alone
+  }
+  if (generation === undefined) {
+    const generations = (await readdir(directory).catch(() => [] as string[]))
+      .map((name) => LOG_PATTERN.exec(name)?.[1])
+      .filter((found): found is string => found !== undefined)
+      .map(Number);
+    generation = generations.length === 0 ? 0 : Math.max(...generations);
+  }
+  const text = await readFile(join(directory, `state.${generation}.log`), 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    try {
+      const entry = JSON.parse(line) as unknown;
+      if (!Array.isArray(entry) || typeof entry[0] !== 'string') continue;
+      if (entry[1] === null) state.delete(entry[0]);
+      else state.set(entry[0], entry[1]);
+    } catch {
+      // a torn last line, or one the daemon will report itself
+    }
+  }
+  return state;
+}
+
 export class StateLog {
   readonly #options: StateLogOptions;
   readonly #live = new Map<string, unknown>();

@@ -130,6 +130,18 @@ export interface PolicyChanges {
   readonly global: GlobalPolicyState | undefined;
 }
 
+export interface IncidentView {
+  readonly unit: string;
+  readonly failures: number;
+  /** Failures counted but in no mail yet. */
+  readonly held: number;
+  readonly critical: boolean;
+  readonly state: 'mailed' | 'held' | 'in digest' | 'recovering';
+  /** When the policy acts on it next (a held mail, the digest, the recovery notice). */
+  readonly nextDueMs: number | undefined;
+  readonly firstFailureMs: number;
+}
+
 const HOUR_MS = 3_600_000;
 
 export class NotificationPolicy {
@@ -219,6 +231,45 @@ export class NotificationPolicy {
   /** Units with an open incident: failed, held back, or waiting to be seen up again. */
   get openIncidents(): number {
     return this.#incidents.size;
+  }
+
+  /** What `unitwatch status` shows of each open incident. */
+  incidentViews(): IncidentView[] {
+    const views: IncidentView[] = [];
+    for (const [unit, incident] of this.#incidents) {
+      const digest = this.#digest.get(unit);
+      const held = incident.held?.count ?? digest?.count ?? 0;
+      let nextDueMs: number | undefined;
+      if (incident.held !== undefined && incident.lastMailMs !== undefined) {
+        nextDueMs = incident.lastMailMs + this.#spacing(incident.level);
+      } else if (incident.inDigest) nextDueMs = this.#digestDueMs;
+      else if (incident.upSinceMs !== undefined)
+        nextDueMs = incident.upSinceMs + this.#settings.recoveryGraceMs;
+      views.push({
+        unit,
+        failures: incident.failures,
+        held,
+        critical: incident.critical,
+        state: incident.inDigest
+          ? 'in digest'
+          : incident.held !== undefined
+            ? 'held'
+            : incident.upSinceMs !== undefined
+              ? 'recovering'
+              : 'mailed',
+        nextDueMs,
+        firstFailureMs: incident.firstFailureMs,
+      });
+    }
+    return views;
+  }
+
+  /** Mails sent in the last hour, and the cap. */
+  capUse(nowMs: number): { used: number; max: number } {
+    return {
+      used: this.#mailTimes.filter((ms) => ms > nowMs - HOUR_MS).length,
+      max: this.#settings.maxMailsPerHour,
+    };
   }
 
   /** Units with an open incident. */

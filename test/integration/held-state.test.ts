@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
-import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, repoRoot, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, ENV_FILE, shutDown } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 const WAIT_MS = 40_000;
@@ -182,5 +182,34 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     const after = log.slice(log.lastIndexOf('resumed'));
     expect(after).not.toMatch(/over\d\.service.*(due now|held back)/);
     expect(smtp.mails).toHaveLength(2);
+
+    // What an operator asks when nothing arrives: `unitwatch status`, as root, while it runs.
+    const status = await instance.exec([
+      process.execPath,
+      `${repoRoot}dist/cli.js`,
+      'status',
+      '--env-file',
+      ENV_FILE,
+    ]);
+    process.stdout.write(`unitwatch status (exit ${status.code}):\n${status.stdout}${status.stderr}`);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^unitwatch is running since /);
+    expect(status.stdout).toContain(
+      'Failed now: cap1.service, cap2.service, over1.service, over2.service, over3.service',
+    );
+    // The three over the cap, and unitwatch's own restart after the kill -9, wait for the summary.
+    expect(status.stdout).toContain('Open incidents: 6, 4 failures held for a later mail');
+    expect(status.stdout).toMatch(/over1\.service: 1 failure since .*, in digest \(1 held\), next mail /);
+    expect(status.stdout).toContain('Hourly cap: 2 of 2 mails used in the last hour');
+    expect(status.stdout).toMatch(/Last delivery: notification sent/);
+    const json = await instance.exec([
+      process.execPath,
+      `${repoRoot}dist/cli.js`,
+      'status',
+      '--json',
+      '--env-file',
+      ENV_FILE,
+    ]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ exitCode: 1, heldFailures: 4, cap: { used: 2, max: 2 } });
   });
 });

@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readStateReadOnly } from './adapters/state-log.js';
+import { SystemdBus } from './adapters/systemd-bus.js';
+import type { StatelessConfig } from './core/config.js';
+import { isWatched, unitFilter } from './core/globs.js';
+import { type GlobalPolicyState, NotificationPolicy, type UnitPolicyState } from './core/policy.js';
+import type { StatusSnapshot } from './core/status-report.js';
+
+const run = promisify(execFile);
+const UNIT = 'unitwatch.service';
+/** Where StateDirectory=unitwatch puts it for a DynamicUser service (a link into /var/lib/private). */
+const SERVICE_STATE_DIRECTORY = '/var/lib/unitwatch';
+
+async function daemonFacts(problems: string[]): Promise<StatusSnapshot['daemon']> {
+  try {
+    const { stdout } = await run(
+      'systemctl',
+      [
+        'show',
+        '--timestamp=unix',
+        '--property=ActiveState,SubState,MainPID,ActiveEnterTimestamp,StatusText,NRestarts',
+        '--',
+        UNIT,
+      ],
+      { timeout: 10_000 },
+    );
+    const values = new Map(
+      stdout.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    );
+    const since = /^@(\d+)$/.exec(values.get('ActiveEnterTimestamp') ?? '')?.[1];
+    const pid = Number(values.get('MainPID'));
+    const restarts = Number(values.get('NRestarts'));
+    return {
+      activeState: values.get('ActiveState') ?? 'unknown',
+      subState: values.get('SubState') ?? 'unknown',
+      sinceMs: since === undefined ? undefined : Number(since) * 1000,
+      mainPid: pid > 0 ? pid : undefined,
+      statusText: values.get('StatusText') ?? '',
+      restarts: Number.isFinite(restarts) ? restarts : undefined,
+    };
+  } catch (error) {
+    problems.push(`systemctl show ${UNIT} failed: ${error instanceof Error ? error.message : String(error)}`);
+    return {
+      activeState: 'unknown',
+      subState: 'unknown',
+      sinceMs: undefined,
+      mainPid: undefined,
+      statusText: '',
+      restarts: undefined,
+    };
+  }
+}
+
+async function failedNow(config: StatelessConfig, problems: string[]): Promise<string[] | undefined> {
+  const bus = new SystemdBus(
+    { onUnitChange: () => undefined, onDisconnect: () => undefined },
+    { callTimeoutMs: 10_000 },
+  );
+  try {
+    await bus.connect();
+    const filter = unitFilter(config);
+    return (await bus.listUnits())
+      .filter((unit) => unit.activeState === 'failed' && isWatched(unit.unit, filter))
+      .map((unit) => unit.unit)
+      .sort();
+  } catch (error) {
+    problems.push(`cannot ask systemd: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  } finally {
+    bus.stop();
+  }
+}
+
+/** Entries are named `<created ms, 15 digits>-<sequence>-<random>.json`, oldest first. */
+async function outboxFacts(directory: string): Promise<StatusSnapshot['outbox']> {
+  const names = (await readdir(join(directory, 'outbox')).catch(() => [] as string[]))
+    .filter((name) => /^\d{15}-.*\.json$/.test(name))
+    .sort();
+  const oldest = names[0];
+  return {
+    pending: names.length,
+    oldestCreatedMs: oldest === undefined ? undefined : Number(oldest.slice(0, 15)),
+  };
+}
+
+async function lastDelivery(): Promise<string | undefined> {
+  try {
+    const { stdout } = await run(
+      'journalctl',
+      ['--no-pager', '-o', 'cat', '-u', UNIT, '-n', '2000', '--boot'],
+      { timeout: 10_000, maxBuffer: 8 * 1024 * 1024 },
+    );
+    return stdout
+      .split('\n')
+      .reverse()
+      .find((line) => /^(notification|mail) (sent|NOT|rejected|refused)/.test(line));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Everything `unitwatch status` shows, read from systemd, the journal and the state directory. */
+export async function gatherStatus(config: StatelessConfig, nowMs: number): Promise<StatusSnapshot> {
+  const problems: string[] = [];
+  const directory = config.stateDirectory ?? SERVICE_STATE_DIRECTORY;
+  const state = await readStateReadOnly(directory);
+  if (state.size === 0)
+    problems.push(`no saved state in ${directory} (set UNITWATCH_STATE_DIRECTORY if it is elsewhere)`);
+  const policy = new NotificationPolicy(config.policy, () => '');
+  const units: Array<[string, UnitPolicyState]> = [];
+  for (const [key, value] of state) {
+    if (key.startsWith('u:') && typeof value === 'object' && value !== null)
+      units.push([key.slice(2), value as UnitPolicyState]);
+  }
+  policy.restore(units, state.get('g') as GlobalPolicyState | undefined);
+  const [daemon, failed, outbox, delivery] = await Promise.all([
+    daemonFacts(problems),
+    failedNow(config, problems),
+    outboxFacts(directory),
+    lastDelivery(),
+  ]);
+  return {
+    daemon,
+    failedNow: failed,
+    incidents: policy.incidentViews(),
+    cap: policy.capUse(nowMs),
+    outbox,
+    lastDelivery: delivery,
+    problems,
+  };
+}
