@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gatherDiagnosis } from './adapters/diagnosis.js';
-import { readJson, writeJsonAtomic } from './adapters/json-file.js';
+import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
 import { Outbox } from './adapters/outbox.js';
@@ -11,30 +11,54 @@ import { SystemdNotifier } from './adapters/sd-notify.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
+import { BusUnreachableError, rootMessage } from './errors/bus-unreachable-error.js';
 import { FailureWatcher, type ReportedStore, type SelfStateStore } from './watcher.js';
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 5000, 10_000];
+/**
+ * Waits between the attempts to reach the bus at start: 8 attempts over some 11 s (at most ~35 s
+ * with every attempt timing out), well under the unit's start timeout; then exit, and Restart= applies.
+ */
+const START_CONNECT_DELAYS_MS = [500, 1000, 1500, 2000, 2000, 2000, 2000];
+/** A bus that accepts the connection but never answers must not hold the start for a call timeout. */
+const START_ATTEMPT_TIMEOUT_MS = 3000;
 const STOP_GRACE_MS = 8000;
+const DEFAULT_SYSTEM_BUS = 'unix:path=/var/run/dbus/system_bus_socket';
 
 /** The newest reported keys kept across restarts; older failures are long out of ListUnits anyway. */
 const KEPT_REPORTED_KEYS = 5000;
 
-function fileReportedStore(stateDirectory: string): ReportedStore {
+function fileReportedStore(stateDirectory: string, logger: Logger): ReportedStore {
   const path = join(stateDirectory, 'reported.json');
   return {
     async load() {
-      const value = await readJson(path);
-      return Array.isArray(value) ? value.filter((key): key is string => typeof key === 'string') : [];
+      const value = await readJson(path, {
+        logger,
+        validate: (read) =>
+          Array.isArray(read) && read.every((key) => typeof key === 'string')
+            ? undefined
+            : 'not a list of reported failure keys',
+        consequence: 'failures still failed now may be reported once more',
+      });
+      return Array.isArray(value) ? (value as string[]) : [];
     },
     save: (keys) => writeJsonAtomic(path, keys.slice(-KEPT_REPORTED_KEYS)),
   };
 }
 
-function fileSelfStateStore(stateDirectory: string): SelfStateStore {
+function fileSelfStateStore(stateDirectory: string, logger: Logger): SelfStateStore {
   const path = join(stateDirectory, 'self.json');
   return {
     async load() {
-      const value = (await readJson(path)) as Partial<SelfNotificationState> | undefined;
+      const value = (await readJson(path, {
+        logger,
+        validate: (read) => {
+          const state = read as Partial<SelfNotificationState> | null;
+          return typeof state?.restartsSeen === 'number' && typeof state.lastMailMs === 'number'
+            ? undefined
+            : "not unitwatch's own restart state";
+        },
+      })) as Partial<SelfNotificationState> | undefined;
       if (typeof value?.restartsSeen !== 'number' || typeof value.lastMailMs !== 'number') return undefined;
       return { restartsSeen: value.restartsSeen, lastMailMs: value.lastMailMs };
     },
@@ -65,7 +89,13 @@ export class Daemon {
   #notifier: SystemdNotifier | undefined;
   #watchdogTimer: NodeJS.Timeout | undefined;
   #stopping = false;
-  #reconnecting = false;
+  /** Set while the bus is lost: when and how many attempts so far. WATCHDOG=1 pauses meanwhile. */
+  #reconnecting: { sinceMs: number; attempt: number } | undefined;
+  /** Connected and caught up once; before that a lost bus is the start's retry loop's business. */
+  #ready = false;
+  /** Aborts every wait (reconnect delays, start retries, the stop grace) when a stop is asked for. */
+  readonly #abort = new AbortController();
+  #teardown: Promise<void> | undefined;
 
   constructor(config: Config, logger: Logger, smtpPassword: string | undefined) {
     this.#config = config;
@@ -73,9 +103,24 @@ export class Daemon {
     this.#smtpPassword = smtpPassword;
   }
 
+  /**
+   * Starts everything, or nothing: a start that fails (or is stopped half-way) tears down what it
+   * had started, and rejects. A start cut short by stop() rejects with the signal's AbortError.
+   */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (error) {
+      await this.#tearDown();
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
     const config = this.#config;
     const logger = this.#logger;
+    this.#notifier = new SystemdNotifier(logger);
+    await removeTemporaryFiles(config.stateDirectory, logger);
     const mail = new MailTransport(config, this.#smtpPassword);
     mail.start();
     this.#mail = mail;
@@ -89,7 +134,7 @@ export class Daemon {
     this.#outbox = outbox;
     // Mail queued before a crash or a stop goes out first.
     await outbox.start();
-    this.#notifier = new SystemdNotifier(logger);
+    this.#checkpoint();
     const ownUnit = await readOwnUnit();
     const watcher = new FailureWatcher({
       config,
@@ -101,20 +146,11 @@ export class Daemon {
           timeoutMs: config.commandTimeoutMs,
           maxBytes: config.outputLimitBytes,
         }),
-      deliver: async (composed, meta) => {
-        try {
-          await outbox.enqueue(composed, meta);
-        } catch (error) {
-          // A full or read-only state directory must not cost the notification: send it directly.
-          logger.error(
-            { err: error, unit: meta.unit },
-            'could not queue the mail on disk; sending it directly',
-          );
-          await mail.send(composed);
-        }
-      },
-      reported: fileReportedStore(config.stateDirectory),
-      selfState: fileSelfStateStore(config.stateDirectory),
+      // A full or read-only state directory does not cost the notification: the outbox then sends it
+      // directly and keeps it in memory, retried with the same backoff, until the disk takes it again.
+      deliver: (composed, meta) => outbox.enqueue(composed, meta),
+      reported: fileReportedStore(config.stateDirectory, logger),
+      selfState: fileSelfStateStore(config.stateDirectory, logger),
       ownUnit,
       now: Date.now,
       newMessageId: () => `<${randomUUID()}@${config.hostname}>`,
@@ -122,8 +158,10 @@ export class Daemon {
     });
     this.#watcher = watcher;
     await watcher.start();
+    this.#checkpoint();
 
-    await this.#connect();
+    await this.#connectAtStart();
+    this.#ready = true;
     // Subscribed and compared with ListUnits: that is caught up. What the comparison found is mailed
     // in the background, so readiness does not wait for diagnoses or D-Bus reads of many units.
     if (ownUnit !== undefined) void this.#reportOwnRestart(ownUnit);
@@ -135,17 +173,70 @@ export class Daemon {
     );
   }
 
+  /** Stops at any moment, also during start() or a reconnect wait; every wait in progress ends at once. */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    clearInterval(this.#watchdogTimer);
+    this.#abort.abort();
     await this.#notifier?.stopping();
-    this.#bus?.stop();
-    const drained = this.#watcher?.drain() ?? Promise.resolve();
-    await Promise.race([drained, sleep(STOP_GRACE_MS)]);
-    await this.#outbox?.stop();
-    this.#mail?.stop();
+    await this.#tearDown();
     this.#logger.info('unitwatch stopped');
+  }
+
+  /** Idempotent: stops timers, the bus, the watcher (draining what the policy held), the outbox and the transport. */
+  #tearDown(): Promise<void> {
+    this.#teardown ??= (async () => {
+      this.#stopping = true;
+      clearInterval(this.#watchdogTimer);
+      this.#bus?.stop();
+      this.#bus = undefined;
+      if (this.#watcher !== undefined) {
+        const drained = this.#watcher.drain().catch((error: unknown) => {
+          this.#logger.error({ err: error }, 'could not hand what the rate limit held to the outbox');
+        });
+        // Not aborted by the stop itself: the grace is what the stop grants the work under way.
+        await Promise.race([drained, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
+      }
+      await this.#outbox?.stop();
+      this.#mail?.stop();
+    })();
+    return this.#teardown;
+  }
+
+  /** Throws the stop's AbortError when a stop came while start() was waiting. */
+  #checkpoint(): void {
+    this.#abort.signal.throwIfAborted();
+  }
+
+  /**
+   * The first connection, retried a bounded number of times: one log line per failed attempt, then
+   * a BusUnreachableError, so the process exits and systemd's Restart= decides what next.
+   */
+  async #connectAtStart(): Promise<void> {
+    const address = process.env.DBUS_SYSTEM_BUS_ADDRESS || DEFAULT_SYSTEM_BUS;
+    const attempts = START_CONNECT_DELAYS_MS.length + 1;
+    for (let attempt = 1; ; attempt++) {
+      this.#checkpoint();
+      try {
+        await this.#connect(START_ATTEMPT_TIMEOUT_MS);
+        return;
+      } catch (error) {
+        this.#checkpoint();
+        this.#bus?.stop();
+        this.#bus = undefined;
+        const delayMs = START_CONNECT_DELAYS_MS[attempt - 1];
+        if (delayMs === undefined) throw new BusUnreachableError(address, attempts, error);
+        const seconds = delayMs / 1000;
+        this.#logger.error(
+          { address, attempt, attempts, retryInMs: delayMs, err: error },
+          `cannot connect to the system bus at ${address}: ${rootMessage(error)}; is dbus running? retrying in ${seconds} s (attempt ${attempt} of ${attempts})`,
+        );
+        void this.#notifier?.status(
+          `cannot connect to the system bus at ${address}; retrying (attempt ${attempt} of ${attempts})`,
+        );
+        await sleep(delayMs, undefined, { signal: this.#abort.signal });
+      }
+    }
   }
 
   async #reportOwnRestart(ownUnit: string): Promise<void> {
@@ -168,44 +259,103 @@ export class Daemon {
    * with what we knew and what was reported before: a unit that failed while we were away (stopped,
    * restarting, disconnected) is reported then, once.
    */
-  async #connect(): Promise<void> {
+  async #connect(attemptTimeoutMs?: number): Promise<void> {
     const watcher = this.#watcher;
     if (watcher === undefined) throw new Error('watcher not built');
     const bus = new SystemdBus({
       onUnitChange: (change: UnitChange) => watcher.handleChange(change),
-      onDisconnect: (reason) => this.#onDisconnect(reason),
+      onDisconnect: (reason) => this.#onDisconnect(bus, reason),
     });
     this.#bus = bus;
-    await bus.start();
+    if (attemptTimeoutMs === undefined) {
+      await bus.start();
+    } else {
+      const timer = new AbortController();
+      const timedOut = sleep(attemptTimeoutMs, undefined, { signal: timer.signal }).then(() => {
+        throw new Error(`no answer within ${attemptTimeoutMs} ms`);
+      });
+      try {
+        await Promise.race([bus.start(), timedOut]);
+      } finally {
+        timer.abort();
+        timedOut.catch(() => undefined);
+      }
+    }
+    // Stopped while connecting: the stop already ran and must not find a live bus left behind.
+    if (this.#stopping) {
+      bus.stop();
+      this.#checkpoint();
+    }
     watcher.catchUp(await bus.listUnits());
   }
 
-  #onDisconnect(reason: Error): void {
-    if (this.#stopping || this.#reconnecting) return;
-    this.#reconnecting = true;
-    this.#logger.error({ err: reason }, 'lost the system bus; reconnecting');
+  #onDisconnect(bus: SystemdBus, reason: Error): void {
+    // A bus given up on (a failed attempt, a stop) or not yet ready is not a loss to recover from here.
+    if (this.#stopping || !this.#ready || bus !== this.#bus || this.#reconnecting !== undefined) return;
+    this.#reconnecting = { sinceMs: Date.now(), attempt: 0 };
+    this.#logger.error(
+      { err: reason },
+      `lost the system bus; reconnecting (${rootMessage(reason)}); the watchdog is not fed until then`,
+    );
     void this.#reconnect();
   }
 
   async #reconnect(): Promise<void> {
-    for (let attempt = 0; !this.#stopping; attempt++) {
-      await sleep(RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)] ?? 10_000);
+    const state = this.#reconnecting;
+    if (state === undefined) return;
+    for (let attempt = 1; !this.#stopping; attempt++) {
+      state.attempt = attempt;
+      void this.#notifier?.status(this.#statusLine());
+      try {
+        await sleep(
+          RECONNECT_DELAYS_MS[Math.min(attempt - 1, RECONNECT_DELAYS_MS.length - 1)] ?? 10_000,
+          undefined,
+          { signal: this.#abort.signal },
+        );
+      } catch {
+        return; // stopping
+      }
       try {
         this.#bus?.stop();
         await this.#connect();
-        this.#reconnecting = false;
-        this.#logger.warn({ attempt: attempt + 1 }, 'reconnected to the system bus');
+        if (this.#stopping) return;
+        this.#reconnecting = undefined;
+        this.#logger.warn(
+          { attempt },
+          `reconnected to the system bus after ${attempt} attempt${attempt === 1 ? '' : 's'}`,
+        );
+        void this.#notifier?.status(this.#statusLine());
         return;
       } catch (error) {
-        this.#logger.warn({ attempt: attempt + 1, err: error }, 'reconnect to the system bus failed');
+        if (this.#stopping) return;
+        this.#logger.warn(
+          { attempt, err: error },
+          `reconnect to the system bus failed: ${rootMessage(error)}; trying again (attempt ${attempt})`,
+        );
       }
     }
   }
 
+  /** What STATUS= says: the bus, then the state directory if it is in trouble, then the counts. */
   #statusLine(): string {
     const watcher = this.#watcher;
     const failed = watcher?.failedUnits().length ?? 0;
-    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, outbox ${this.#outbox?.pending ?? 0}`;
+    const parts: string[] = [];
+    if (this.#reconnecting !== undefined) {
+      parts.push(
+        `reconnecting to the system bus since ${clockTime(this.#reconnecting.sinceMs)} (attempt ${this.#reconnecting.attempt})`,
+      );
+    }
+    const degraded = this.#outbox?.degraded;
+    if (degraded !== undefined) {
+      parts.push(
+        `state directory not writable since ${clockTime(degraded.sinceMs)}: mail sent directly, ${degraded.inMemory} kept in memory`,
+      );
+    }
+    parts.push(
+      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, outbox ${this.#outbox?.pending ?? 0}`,
+    );
+    return parts.join('; ');
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */
@@ -216,11 +366,16 @@ export class Daemon {
     const notifier = this.#notifier;
     this.#watchdogTimer = setInterval(
       () => {
-        if (this.#reconnecting || notifier === undefined) return;
-        void notifier.watchdog();
+        if (notifier === undefined) return;
         void notifier.status(this.#statusLine());
+        if (this.#reconnecting === undefined) void notifier.watchdog();
       },
       Math.max(usec / 2000, 500),
     );
   }
+}
+
+/** `10:02:03` in UTC, as the status line shows it. */
+function clockTime(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 19);
 }

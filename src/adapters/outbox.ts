@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { type ComposedMail, formatTimestamp } from '../core/message.js';
 import { DEFAULT_RETRY, nextAttemptDelayMs, type RetryOptions } from '../core/retry.js';
 import { cleanLine } from '../core/text.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
-import { readJson, syncDirectory, writeJsonAtomic } from './json-file.js';
+import { readJson, readJsonFile, setAside, syncDirectory, writeJsonAtomic } from './json-file.js';
 import type { Logger } from './logger.js';
 import type { MailSender } from './mail-transport.js';
+import { BoundedMemoryQueue } from './memory-queue.js';
 
 /**
  * The durable outbox: every notification is a file in the state directory before any delivery
@@ -21,7 +22,20 @@ import type { MailSender } from './mail-transport.js';
  * once the file and its directory entry are fsynced.
  *
  * One process per directory: two outboxes over the same directory would both send every entry.
+ *
+ * Degraded mode: when an entry cannot be written (ENOSPC, EROFS, EACCES, …) it is kept in a bounded
+ * memory queue instead and delivered from there with the same backoff; the disk is probed every
+ * PROBE_MS and what memory holds is written back once it takes writes again. A restart loses what
+ * only memory held.
  */
+
+/** The outbox cannot write its directory; mail waits in memory meanwhile. */
+export interface DegradedState {
+  readonly sinceMs: number;
+  readonly reason: string;
+  /** Messages waiting in memory only. */
+  readonly inMemory: number;
+}
 
 export interface OutboxMeta {
   readonly unit: string;
@@ -45,10 +59,15 @@ export interface OutboxOptions {
   /** How long stop() waits for sends already under way. */
   readonly stopTimeoutMs?: number;
   readonly retry?: RetryOptions;
+  /** Mails kept in memory while the directory cannot be written; beyond it the oldest is dropped. */
+  readonly memoryCapacity?: number;
 }
 
 const DEFAULT_PARALLEL = 2;
 const DEFAULT_STOP_TIMEOUT_MS = 3_000;
+const DEFAULT_MEMORY_CAPACITY = 200;
+/** How often a directory that refused a write is tried again. */
+const PROBE_MS = 30_000;
 /** Rejected messages kept for inspection; a relay that answers 5xx to everything must not fill the disk. */
 const KEPT_REJECTED = 100;
 /** Rejected messages listed in one report; the rest are counted. */
@@ -56,7 +75,8 @@ const REPORTED_REJECTED = 20;
 
 const ENTRY_SUFFIX = '.json';
 const TEMPORARY_SUFFIX = '.tmp';
-const CORRUPT_SUFFIX = '.corrupt';
+/** Written and removed to learn whether a degraded directory takes writes again; not an entry. */
+const WRITE_PROBE = '.write-probe';
 
 const STORED_ENTRY = z.object({
   version: z.literal(1),
@@ -131,6 +151,13 @@ export class Outbox {
   #pausedUntilMs = 0;
   #cancelWake: (() => void) | undefined;
   #rejectedFiles: Promise<void> = Promise.resolve();
+  #loaded = false;
+  /** Message-IDs found at load() and enqueued since; never shrinks during the process's life. */
+  readonly #known = new Set<string>();
+  readonly #memory: BoundedMemoryQueue<StoredEntry>;
+  #degraded: { sinceMs: number; reason: string } | undefined;
+  #cancelProbe: (() => void) | undefined;
+  #flushing: Promise<void> | undefined;
 
   constructor(options: OutboxOptions) {
     this.#directory = options.directory;
@@ -142,6 +169,23 @@ export class Outbox {
     this.#maxParallel = Math.max(1, options.maxParallel ?? DEFAULT_PARALLEL);
     this.#stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#memory = new BoundedMemoryQueue(options.memoryCapacity ?? DEFAULT_MEMORY_CAPACITY, (name, entry) =>
+      this.#dropFromMemory(name, entry),
+    );
+  }
+
+  /** Why the directory cannot be written and how much waits in memory; undefined when all is on disk. */
+  get degraded(): DegradedState | undefined {
+    if (this.#degraded === undefined) return undefined;
+    return { ...this.#degraded, inMemory: this.#memory.size };
+  }
+
+  /**
+   * The Message-ID of every entry found by load() and of every mail enqueued since, including those
+   * delivered and removed meanwhile: whether a mail was queued before a crash, for reconciliation.
+   */
+  knownMessageIds(): ReadonlySet<string> {
+    return this.#known;
   }
 
   /** Messages not yet accepted by the server, including those being sent right now. */
@@ -159,10 +203,22 @@ export class Outbox {
     return this.#rejected.filter((entry) => !entry.reported).map((entry) => entry.summary);
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    await this.#ensureDirectory();
-    const names = (await readdir(this.#directory)).sort();
+  /**
+   * Reads the directory into the index without sending anything, so a caller can consult
+   * knownMessageIds() before delivery begins. start() calls it when it was not called. Never throws:
+   * a directory that cannot be read or created is logged and the outbox runs degraded.
+   */
+  async load(): Promise<void> {
+    if (this.#loaded) return;
+    this.#loaded = true;
+    let names: string[];
+    try {
+      await this.#ensureDirectory();
+      names = (await readdir(this.#directory)).sort();
+    } catch (error) {
+      this.#enterDegraded(error);
+      return;
+    }
     const startedAtMs = this.#now();
     let changedDirectory = false;
     for (const name of names) {
@@ -179,6 +235,7 @@ export class Outbox {
         changedDirectory = true;
         continue;
       }
+      this.#known.add(entry.mail.messageId);
       if (entry.rejected !== undefined) {
         this.#addRejected(name, entry);
         continue;
@@ -187,16 +244,26 @@ export class Outbox {
       const nextAttemptMs = Math.min(entry.nextAttemptMs, startedAtMs + this.#retry.capMs);
       insertSorted(this.#pending, { name, nextAttemptMs, deferredAtSuccess: 0 });
     }
-    if (changedDirectory) await syncDirectory(this.#directory);
-    await this.#trimRejected();
-    this.#started = true;
-    this.#stopping = false;
+    try {
+      if (changedDirectory) await syncDirectory(this.#directory);
+      await this.#trimRejected();
+    } catch (error) {
+      this.#enterDegraded(error);
+    }
     if (this.#pending.length > 0 || this.#rejected.length > 0) {
       this.#logger.info(
         { pending: this.#pending.length, rejected: this.#rejected.length, directory: this.#directory },
         'outbox loaded',
       );
     }
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    await this.load();
+    this.#started = true;
+    this.#stopping = false;
+    if (this.#degraded !== undefined) this.#armProbe();
     this.#pump();
   }
 
@@ -224,10 +291,20 @@ export class Outbox {
         messageId: mail.messageId,
       },
     };
-    if (!this.#started) await this.#ensureDirectory();
-    await writeJsonAtomic(join(this.#directory, name), entry);
+    this.#known.add(mail.messageId);
+    try {
+      // Degraded: the directory itself may be what went missing, and what came back.
+      if (!this.#started || this.#degraded !== undefined) await this.#ensureDirectory();
+      await writeJsonAtomic(join(this.#directory, name), entry);
+    } catch (error) {
+      this.#enterDegraded(error);
+      this.#memory.put(name, entry);
+      if (this.#started && !this.#stopping) this.#armProbe();
+    }
     // Indexed even before start() or during its directory scan; the scan's copy of it is a no-op.
+    // A mail dropped from memory at once (capacity 0 is not allowed, so only an older one) is not.
     insertSorted(this.#pending, { name, nextAttemptMs: 0, deferredAtSuccess: this.#successes });
+    if (this.#degraded !== undefined && !this.#memory.has(name)) void this.#flushMemory();
     this.#pump();
   }
 
@@ -236,6 +313,8 @@ export class Outbox {
     this.#stopping = true;
     this.#cancelWake?.();
     this.#cancelWake = undefined;
+    this.#cancelProbe?.();
+    this.#cancelProbe = undefined;
     if (this.#inFlight.size > 0) {
       let cancelTimeout: (() => void) | undefined;
       const timedOut = new Promise<boolean>((resolve) => {
@@ -252,6 +331,20 @@ export class Outbox {
       }
     }
     await this.#rejectedFiles;
+    await this.#flushing;
+    if (this.#memory.size > 0) {
+      this.#logger.error(
+        {
+          lost: this.#memory.entries().map(([, entry]) => ({
+            unit: entry.unit,
+            subject: entry.mail.subject,
+            messageId: entry.mail.messageId,
+          })),
+          directory: this.#directory,
+        },
+        `stopped with ${this.#memory.size} notification${this.#memory.size === 1 ? '' : 's'} held in memory only (the state directory could not be written); they are lost`,
+      );
+    }
     this.#started = false;
   }
 
@@ -367,7 +460,7 @@ export class Outbox {
     pending.deferredAtSuccess = this.#successes;
     const attempts = entry.attempts + 1;
     const lastError = cleanLine(error instanceof Error ? error.message : String(error), 500);
-    const refusedLogin = isLoginRefused(error);
+    const refusedLogin = isOperatorError(error);
     this.#logger[refusedLogin ? 'error' : 'warn'](
       {
         unit: entry.unit,
@@ -379,15 +472,29 @@ export class Outbox {
         err: error,
       },
       refusedLogin
-        ? `the mail server refused unitwatch's login; fix the SMTP credentials. Will retry: ${entry.mail.subject}`
+        ? error instanceof MailDeliveryError && error.exitStatus !== undefined
+          ? `the sendmail command failed because of its setup (${lastError}); fix UNITWATCH_SENDMAIL. Will retry: ${entry.mail.subject}`
+          : `the mail server refused unitwatch's login; fix the SMTP credentials. Will retry: ${entry.mail.subject}`
         : `notification not sent yet, will retry: ${entry.mail.subject}`,
     );
-    await writeJsonAtomic(join(this.#directory, pending.name), {
-      ...entry,
-      attempts,
-      nextAttemptMs: now + delayMs,
-      lastError,
-    });
+    await this.#rewrite(pending.name, { ...entry, attempts, nextAttemptMs: now + delayMs, lastError });
+  }
+
+  /** Writes an updated entry where it lives: memory if it is held there or the disk refuses it. */
+  async #rewrite(name: string, entry: StoredEntry): Promise<void> {
+    // Dropped from memory while its send was under way: writing it back would resurrect it.
+    if (this.#pending[sortedIndex(this.#pending, name)]?.name !== name) return;
+    if (this.#memory.has(name)) {
+      this.#memory.put(name, entry);
+      return;
+    }
+    try {
+      await writeJsonAtomic(join(this.#directory, name), entry);
+    } catch (error) {
+      this.#enterDegraded(error);
+      this.#memory.put(name, entry);
+      this.#armProbe();
+    }
   }
 
   async #reject(pending: PendingEntry, entry: StoredEntry, error: MailDeliveryError): Promise<void> {
@@ -414,7 +521,11 @@ export class Outbox {
     );
     await this.#serialRejected(async () => {
       try {
-        await writeJsonAtomic(join(this.#directory, pending.name), rejected);
+        // Off the memory queue: a rejected mail is not retried, only reported (kept on disk if it can be).
+        this.#memory.delete(pending.name);
+        await writeJsonAtomic(join(this.#directory, pending.name), rejected).catch((writeError: unknown) => {
+          this.#enterDegraded(writeError);
+        });
       } finally {
         // Even if the mark did not reach the disk: retrying now would only collect the same 5xx.
         removeSorted(this.#pending, pending.name);
@@ -476,7 +587,7 @@ export class Outbox {
         // Trimmed meanwhile: writing it back would resurrect a file that was meant to go.
         if (!this.#rejected.includes(rejected)) continue;
         const path = join(this.#directory, rejected.name);
-        const stored = STORED_ENTRY.safeParse(await readJson(path));
+        const stored = STORED_ENTRY.safeParse(await readJson(path, { logger: this.#logger, now: this.#now }));
         if (!stored.success || stored.data.rejected === undefined) continue;
         await writeJsonAtomic(path, {
           ...stored.data,
@@ -497,38 +608,109 @@ export class Outbox {
 
   /** Reads one entry; a missing file is undefined, an unreadable one is moved aside and undefined. */
   async #readEntry(name: string): Promise<StoredEntry | undefined> {
-    const path = join(this.#directory, name);
-    let problem: string;
-    try {
-      const raw = await readJson(path);
-      if (raw === undefined) {
-        this.#logger.warn({ file: name }, 'outbox entry vanished before it was sent');
-        return undefined;
-      }
-      const parsed = STORED_ENTRY.safeParse(raw);
-      if (parsed.success) return parsed.data;
-      problem = parsed.error.issues
-        .map((issue) => `${issue.path.join('.') || '(entry)'}: ${issue.message}`)
-        .join('; ');
-    } catch (error) {
-      problem = error instanceof Error ? error.message : String(error);
-    }
-    removeSorted(this.#pending, name);
-    try {
-      // Kept rather than deleted: it may still hold a notification an operator wants to read.
-      await rename(path, `${path}${CORRUPT_SUFFIX}`);
-    } catch (error) {
-      this.#logger.error({ file: path, err: error }, 'could not move an unreadable outbox entry aside');
+    const held = this.#memory.get(name);
+    if (held !== undefined) return held;
+    const read = await readJsonFile(join(this.#directory, name), {
+      logger: this.#logger,
+      now: this.#now,
+      validate: entryProblem,
+      consequence: 'the notification in it was not sent',
+    });
+    if (read.status === 'missing') {
+      removeSorted(this.#pending, name);
+      this.#logger.warn({ file: name }, 'outbox entry vanished before it was sent');
       return undefined;
     }
-    this.#logger.error(
-      { file: `${path}${CORRUPT_SUFFIX}`, problem: cleanLine(problem, 500) },
-      'unreadable outbox entry moved aside; the notification in it was not sent',
-    );
+    const parsed = read.status === 'ok' ? STORED_ENTRY.safeParse(read.value) : undefined;
+    if (parsed?.success) return parsed.data;
+    removeSorted(this.#pending, name);
     return undefined;
   }
 
+  #enterDegraded(error: unknown): void {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = cleanLine(
+      `${code === undefined ? '' : `${code}: `}${error instanceof Error ? error.message : String(error)}`,
+      300,
+    );
+    if (this.#degraded !== undefined) {
+      this.#degraded.reason = reason;
+      return;
+    }
+    this.#degraded = { sinceMs: this.#now(), reason };
+    // Once, not per mail: the state line says it for as long as it lasts.
+    this.#logger.error(
+      { directory: this.#directory, err: error },
+      `cannot write the outbox in ${this.#directory} (${reason}); mail is sent directly and kept in memory (at most ${this.#memory.capacity}) until the directory takes writes again`,
+    );
+  }
+
+  #armProbe(): void {
+    if (this.#cancelProbe !== undefined || this.#stopping || !this.#started) return;
+    this.#cancelProbe = this.#schedule(() => {
+      this.#cancelProbe = undefined;
+      void this.#flushMemory().then(() => {
+        if (this.#degraded !== undefined) this.#armProbe();
+      });
+    }, PROBE_MS);
+  }
+
+  /** Writes what memory holds back to the directory, oldest first; leaves degraded mode if all went. */
+  #flushMemory(): Promise<void> {
+    this.#flushing ??= (async () => {
+      try {
+        await this.#ensureDirectory();
+        for (const [name, entry] of this.#memory.entries()) {
+          await writeJsonAtomic(join(this.#directory, name), entry);
+          // Delivered or dropped meanwhile: the file written for it must go again.
+          if (!this.#memory.delete(name)) await this.#removeFile(name);
+        }
+        if (this.#degraded === undefined) return;
+        // The probe writes nothing when memory is empty; make sure the directory takes a write.
+        await writeJsonAtomic(join(this.#directory, WRITE_PROBE), {});
+        await this.#removeFile(WRITE_PROBE);
+        this.#logger.warn(
+          { directory: this.#directory, sinceMs: this.#degraded.sinceMs },
+          `the outbox in ${this.#directory} takes writes again; notifications kept in memory are on disk`,
+        );
+        this.#degraded = undefined;
+        this.#cancelProbe?.();
+        this.#cancelProbe = undefined;
+      } catch (error) {
+        this.#enterDegraded(error);
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  #dropFromMemory(name: string, entry: StoredEntry): void {
+    removeSorted(this.#pending, name);
+    this.#logger.error(
+      {
+        unit: entry.unit,
+        event: entry.event,
+        messageId: entry.mail.messageId,
+        createdMs: entry.createdMs,
+        attempts: entry.attempts,
+      },
+      `notification LOST: more than ${this.#memory.capacity} kept in memory while the state directory cannot be written; dropped the oldest: ${entry.mail.subject}`,
+    );
+  }
+
   async #ensureDirectory(): Promise<void> {
+    try {
+      const found = await lstat(this.#directory);
+      if (!found.isDirectory()) {
+        await setAside(this.#directory, 'it is not a directory', this.#logger, {
+          now: this.#now,
+          consequence: 'creating an empty outbox directory',
+        });
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
     const created = await mkdir(this.#directory, { recursive: true, mode: 0o700 });
     if (created === undefined) return;
     // Each new directory's entry lives in its parent; all of them must reach the disk.
@@ -538,6 +720,7 @@ export class Outbox {
   }
 
   async #removeFile(name: string): Promise<void> {
+    if (this.#memory.delete(name)) return;
     await unlinkIfPresent(join(this.#directory, name));
     await syncDirectory(this.#directory);
   }
@@ -572,18 +755,26 @@ export function appendRejectedReport(
   };
 }
 
+/** What is wrong with a parsed outbox entry, or undefined when it is one. */
+function entryProblem(value: unknown): string | undefined {
+  const parsed = STORED_ENTRY.safeParse(value);
+  if (parsed.success) return undefined;
+  return parsed.error.issues
+    .map((issue) => `${issue.path.join('.') || '(entry)'}: ${issue.message}`)
+    .join('; ');
+}
+
 /**
  * A 5xx about this message (too big, recipient refused) will never pass; one about our login (535)
  * is an operator's mistake that is fixed without touching the message, so it is retried instead.
  */
 function isPermanent(error: unknown): error is MailDeliveryError {
-  return error instanceof MailDeliveryError && error.permanent && !isLoginRefused(error);
+  return error instanceof MailDeliveryError && error.kind === 'permanent';
 }
 
-function isLoginRefused(error: unknown): boolean {
-  if (!(error instanceof MailDeliveryError)) return false;
-  const cause = error.cause;
-  return typeof cause === 'object' && cause !== null && 'code' in cause && cause.code === 'EAUTH';
+/** A refused login or a broken sendmail setup: the operator's to fix, retried meanwhile. */
+function isOperatorError(error: unknown): boolean {
+  return error instanceof MailDeliveryError && error.kind === 'operator';
 }
 
 /** Where `name` is or would go in a list sorted by name. */
