@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { type ComposedMail, formatTimestamp } from '../core/message.js';
+import type { ComposedMail } from '../core/message.js';
+import { appendRejectedReport, rejectedSummary } from '../core/rejection-report.js';
 import { DEFAULT_RETRY, nextAttemptDelayMs, type RetryOptions } from '../core/retry.js';
 import { cleanLine } from '../core/text.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
@@ -538,11 +539,13 @@ export class Outbox {
   #addRejected(name: string, entry: StoredEntry): void {
     const rejected = entry.rejected;
     if (rejected === undefined) return;
-    const answer = cleanLine(rejected.error, 160);
-    const summary = cleanLine(
-      `${formatTimestamp(entry.createdMs)}  ${entry.unit} (${entry.event}): "${entry.mail.subject}" → ${answer}`,
-      400,
-    );
+    const summary = rejectedSummary({
+      createdMs: entry.createdMs,
+      unit: entry.unit,
+      event: entry.event,
+      subject: entry.mail.subject,
+      answer: rejected.error,
+    });
     insertSorted(this.#rejected, {
       name,
       summary,
@@ -724,35 +727,6 @@ export class Outbox {
     await unlinkIfPresent(join(this.#directory, name));
     await syncDirectory(this.#directory);
   }
-}
-
-/**
- * Tells the operator, in a mail that did get through, which earlier notifications the server
- * refused for good. Placed before the signature: mail clients fold away what follows `-- `.
- */
-export function appendRejectedReport(
-  mail: ComposedMail,
-  summaries: readonly string[],
-  total: number,
-  directory: string,
-): ComposedMail {
-  const lines = [
-    `── ${total} earlier notification${total === 1 ? ' was' : 's were'} rejected by the mail server (5xx) and not retried:`,
-    ...summaries.map((summary) => `  ${summary}`),
-  ];
-  if (total > summaries.length) lines.push(`  … and ${total - summaries.length} more`);
-  lines.push(`Kept in ${directory} (files with a "rejected" field).`);
-  const report = lines.join('\n');
-  const signature = mail.text.lastIndexOf('\n-- \n');
-  const text =
-    signature === -1
-      ? `${mail.text.replace(/\n*$/, '\n\n')}${report}\n`
-      : `${mail.text.slice(0, signature)}\n\n${report}\n${mail.text.slice(signature)}`;
-  return {
-    ...mail,
-    text,
-    headers: { ...mail.headers, 'X-Unitwatch-Rejected-Earlier': String(total) },
-  };
 }
 
 /** What is wrong with a parsed outbox entry, or undefined when it is one. */

@@ -373,7 +373,9 @@ describe('Outbox', () => {
     const carrier = sender.delivered[0];
     expect(carrier?.messageId).toBe(mail(2).messageId);
     expect(carrier?.headers['X-Unitwatch-Rejected-Earlier']).toBe('1');
-    expect(carrier?.text).toContain('1 earlier notification was rejected by the mail server (5xx)');
+    expect(carrier?.text).toContain(
+      '1 earlier notification was refused for good (a 5xx answer, or an address sendmail refused)',
+    );
     expect(carrier?.text).toContain(summary);
     // The report sits above the signature, where mail clients do not fold it away.
     expect(carrier?.text.indexOf(summary ?? '')).toBeLessThan(carrier?.text.indexOf('\n-- \n') ?? 0);
