@@ -23,6 +23,8 @@ const START_CONNECT_DELAYS_MS = [500, 1000, 1500, 2000, 2000, 2000, 2000];
 /** A bus that accepts the connection but never answers must not hold the start for a call timeout. */
 const START_ATTEMPT_TIMEOUT_MS = 3000;
 const STOP_GRACE_MS = 8000;
+/** How often STATUS= is brought up to date; systemd-notify runs only when the line changed. */
+const STATUS_INTERVAL_MS = 2000;
 const DEFAULT_SYSTEM_BUS = 'unix:path=/var/run/dbus/system_bus_socket';
 
 /** The newest reported keys kept across restarts; older failures are long out of ListUnits anyway. */
@@ -88,6 +90,7 @@ export class Daemon {
   #watcher: FailureWatcher | undefined;
   #notifier: SystemdNotifier | undefined;
   #watchdogTimer: NodeJS.Timeout | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
   #stopping = false;
   /** Set while the bus is lost: when and how many attempts so far. WATCHDOG=1 pauses meanwhile. */
   #reconnecting: { sinceMs: number; attempt: number } | undefined;
@@ -188,6 +191,7 @@ export class Daemon {
     this.#teardown ??= (async () => {
       this.#stopping = true;
       clearInterval(this.#watchdogTimer);
+      clearInterval(this.#statusTimer);
       this.#bus?.stop();
       this.#bus = undefined;
       if (this.#watcher !== undefined) {
@@ -360,14 +364,18 @@ export class Daemon {
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */
   #startWatchdog(): void {
+    const notifier = this.#notifier;
+    // STATUS= with or without a watchdog: outbox length, a reconnect, a degraded state directory.
+    this.#statusTimer = setInterval(() => void notifier?.status(this.#statusLine()), STATUS_INTERVAL_MS);
+    this.#statusTimer.unref();
     const usec = Number(process.env.WATCHDOG_USEC ?? '0');
     const pid = process.env.WATCHDOG_PID;
     if (!(usec > 0) || (pid !== undefined && pid !== String(process.pid))) return;
-    const notifier = this.#notifier;
     this.#watchdogTimer = setInterval(
       () => {
         if (notifier === undefined) return;
         void notifier.status(this.#statusLine());
+        // Not fed while the bus is lost: a daemon deaf to systemd for WatchdogSec= is restarted.
         if (this.#reconnecting === undefined) void notifier.watchdog();
       },
       Math.max(usec / 2000, 500),

@@ -1,16 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readdir, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { z } from 'zod';
+import { join } from 'node:path';
 import type { ComposedMail } from '../core/message.js';
 import { appendRejectedReport, rejectedSummary } from '../core/rejection-report.js';
 import { DEFAULT_RETRY, nextAttemptDelayMs, type RetryOptions } from '../core/retry.js';
 import { cleanLine } from '../core/text.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
-import { readJson, readJsonFile, setAside, syncDirectory, writeJsonAtomic } from './json-file.js';
 import type { Logger } from './logger.js';
 import type { MailSender } from './mail-transport.js';
-import { BoundedMemoryQueue } from './memory-queue.js';
+import {
+  type DegradedState,
+  ENTRY_SUFFIX,
+  OutboxStore,
+  type Schedule,
+  type StoredEntry,
+} from './outbox-store.js';
+
+export type { DegradedState, Schedule } from './outbox-store.js';
 
 /**
  * The durable outbox: every notification is a file in the state directory before any delivery
@@ -24,28 +29,16 @@ import { BoundedMemoryQueue } from './memory-queue.js';
  *
  * One process per directory: two outboxes over the same directory would both send every entry.
  *
- * Degraded mode: when an entry cannot be written (ENOSPC, EROFS, EACCES, …) it is kept in a bounded
- * memory queue instead and delivered from there with the same backoff; the disk is probed every
- * PROBE_MS and what memory holds is written back once it takes writes again. A restart loses what
- * only memory held.
+ * This file is the delivery scheduling (parallel sends, backoff with a relay-wide pause, permanent
+ * refusals and their report); the files, and memory when the directory cannot be written, are
+ * OutboxStore's (outbox-store.ts); the report's wording is src/core/rejection-report.ts.
  */
-
-/** The outbox cannot write its directory; mail waits in memory meanwhile. */
-export interface DegradedState {
-  readonly sinceMs: number;
-  readonly reason: string;
-  /** Messages waiting in memory only. */
-  readonly inMemory: number;
-}
 
 export interface OutboxMeta {
   readonly unit: string;
   /** The failure kind, e.g. `failed` or `crash-restart`; only logged and reported. */
   readonly event: string;
 }
-
-/** Arms a timer; returns a function that disarms it. Injected so tests decide when time passes. */
-export type Schedule = (callback: () => void, delayMs: number) => () => void;
 
 export interface OutboxOptions {
   readonly directory: string;
@@ -66,46 +59,11 @@ export interface OutboxOptions {
 
 const DEFAULT_PARALLEL = 2;
 const DEFAULT_STOP_TIMEOUT_MS = 3_000;
-const DEFAULT_MEMORY_CAPACITY = 200;
-/** How often a directory that refused a write is tried again. */
-const PROBE_MS = 30_000;
+
 /** Rejected messages kept for inspection; a relay that answers 5xx to everything must not fill the disk. */
 const KEPT_REJECTED = 100;
 /** Rejected messages listed in one report; the rest are counted. */
 const REPORTED_REJECTED = 20;
-
-const ENTRY_SUFFIX = '.json';
-const TEMPORARY_SUFFIX = '.tmp';
-/** Written and removed to learn whether a degraded directory takes writes again; not an entry. */
-const WRITE_PROBE = '.write-probe';
-
-const STORED_ENTRY = z.object({
-  version: z.literal(1),
-  createdMs: z.number(),
-  unit: z.string(),
-  event: z.string(),
-  attempts: z.number().int().nonnegative(),
-  /** 0 until the first failed attempt. */
-  nextAttemptMs: z.number(),
-  lastError: z.string().optional(),
-  rejected: z
-    .object({
-      atMs: z.number(),
-      responseCode: z.number().optional(),
-      error: z.string(),
-      /** The Message-ID of the mail that told the operator; set once, so a report is not repeated. */
-      reportedInMessageId: z.string().optional(),
-    })
-    .optional(),
-  mail: z.object({
-    subject: z.string(),
-    text: z.string(),
-    headers: z.record(z.string(), z.string()),
-    messageId: z.string(),
-  }),
-});
-
-type StoredEntry = z.infer<typeof STORED_ENTRY>;
 
 /** What stays in memory per pending message; the mail itself is read when its turn comes. */
 interface PendingEntry {
@@ -129,7 +87,7 @@ const defaultSchedule: Schedule = (callback, delayMs) => {
 };
 
 export class Outbox {
-  readonly #directory: string;
+  readonly #store: OutboxStore;
   readonly #sender: MailSender;
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -155,13 +113,8 @@ export class Outbox {
   #loaded = false;
   /** Message-IDs found at load() and enqueued since; never shrinks during the process's life. */
   readonly #known = new Set<string>();
-  readonly #memory: BoundedMemoryQueue<StoredEntry>;
-  #degraded: { sinceMs: number; reason: string } | undefined;
-  #cancelProbe: (() => void) | undefined;
-  #flushing: Promise<void> | undefined;
 
   constructor(options: OutboxOptions) {
-    this.#directory = options.directory;
     this.#sender = options.sender;
     this.#logger = options.logger;
     this.#now = options.now;
@@ -170,15 +123,19 @@ export class Outbox {
     this.#maxParallel = Math.max(1, options.maxParallel ?? DEFAULT_PARALLEL);
     this.#stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     this.#retry = options.retry ?? DEFAULT_RETRY;
-    this.#memory = new BoundedMemoryQueue(options.memoryCapacity ?? DEFAULT_MEMORY_CAPACITY, (name, entry) =>
-      this.#dropFromMemory(name, entry),
-    );
+    this.#store = new OutboxStore({
+      directory: options.directory,
+      logger: options.logger,
+      now: options.now,
+      schedule: this.#schedule,
+      ...(options.memoryCapacity === undefined ? {} : { memoryCapacity: options.memoryCapacity }),
+      onDrop: (name) => removeSorted(this.#pending, name),
+    });
   }
 
   /** Why the directory cannot be written and how much waits in memory; undefined when all is on disk. */
   get degraded(): DegradedState | undefined {
-    if (this.#degraded === undefined) return undefined;
-    return { ...this.#degraded, inMemory: this.#memory.size };
+    return this.#store.degraded;
   }
 
   /**
@@ -212,30 +169,8 @@ export class Outbox {
   async load(): Promise<void> {
     if (this.#loaded) return;
     this.#loaded = true;
-    let names: string[];
-    try {
-      await this.#ensureDirectory();
-      names = (await readdir(this.#directory)).sort();
-    } catch (error) {
-      this.#enterDegraded(error);
-      return;
-    }
     const startedAtMs = this.#now();
-    let changedDirectory = false;
-    for (const name of names) {
-      if (name.endsWith(TEMPORARY_SUFFIX)) {
-        // A write that a crash interrupted before its rename; enqueue() had not resolved for it.
-        await unlinkIfPresent(join(this.#directory, name));
-        this.#logger.info({ file: name }, 'removed a half-written outbox file left by a crash');
-        changedDirectory = true;
-        continue;
-      }
-      if (!name.endsWith(ENTRY_SUFFIX)) continue;
-      const entry = await this.#readEntry(name);
-      if (entry === undefined) {
-        changedDirectory = true;
-        continue;
-      }
+    for (const { name, entry } of await this.#store.scan()) {
       this.#known.add(entry.mail.messageId);
       if (entry.rejected !== undefined) {
         this.#addRejected(name, entry);
@@ -245,15 +180,12 @@ export class Outbox {
       const nextAttemptMs = Math.min(entry.nextAttemptMs, startedAtMs + this.#retry.capMs);
       insertSorted(this.#pending, { name, nextAttemptMs, deferredAtSuccess: 0 });
     }
-    try {
-      if (changedDirectory) await syncDirectory(this.#directory);
-      await this.#trimRejected();
-    } catch (error) {
-      this.#enterDegraded(error);
-    }
+    await this.#trimRejected().catch((error: unknown) => {
+      this.#logger.error({ err: error }, 'outbox could not remove old rejected entries');
+    });
     if (this.#pending.length > 0 || this.#rejected.length > 0) {
       this.#logger.info(
-        { pending: this.#pending.length, rejected: this.#rejected.length, directory: this.#directory },
+        { pending: this.#pending.length, rejected: this.#rejected.length, directory: this.#store.directory },
         'outbox loaded',
       );
     }
@@ -264,14 +196,14 @@ export class Outbox {
     await this.load();
     this.#started = true;
     this.#stopping = false;
-    if (this.#degraded !== undefined) this.#armProbe();
+    this.#store.startProbing();
     this.#pump();
   }
 
   /**
-   * Resolves once the message is durably on disk; delivery happens afterwards, in the background.
-   * Rejects when it cannot be stored (disk full, directory gone): the caller then still holds the mail.
-   * Works before start() and after stop() too: the next start delivers it.
+   * Resolves once the message is durably on disk, or, when the directory cannot be written, held in
+   * memory (degraded); delivery happens afterwards, in the background. Never rejects. Works before
+   * start() and after stop() too: the next start delivers it.
    */
   async enqueue(mail: ComposedMail, meta: OutboxMeta): Promise<void> {
     const createdMs = this.#now();
@@ -293,19 +225,9 @@ export class Outbox {
       },
     };
     this.#known.add(mail.messageId);
-    try {
-      // Degraded: the directory itself may be what went missing, and what came back.
-      if (!this.#started || this.#degraded !== undefined) await this.#ensureDirectory();
-      await writeJsonAtomic(join(this.#directory, name), entry);
-    } catch (error) {
-      this.#enterDegraded(error);
-      this.#memory.put(name, entry);
-      if (this.#started && !this.#stopping) this.#armProbe();
-    }
+    await this.#store.create(name, entry);
     // Indexed even before start() or during its directory scan; the scan's copy of it is a no-op.
-    // A mail dropped from memory at once (capacity 0 is not allowed, so only an older one) is not.
     insertSorted(this.#pending, { name, nextAttemptMs: 0, deferredAtSuccess: this.#successes });
-    if (this.#degraded !== undefined && !this.#memory.has(name)) void this.#flushMemory();
     this.#pump();
   }
 
@@ -314,8 +236,6 @@ export class Outbox {
     this.#stopping = true;
     this.#cancelWake?.();
     this.#cancelWake = undefined;
-    this.#cancelProbe?.();
-    this.#cancelProbe = undefined;
     if (this.#inFlight.size > 0) {
       let cancelTimeout: (() => void) | undefined;
       const timedOut = new Promise<boolean>((resolve) => {
@@ -332,20 +252,7 @@ export class Outbox {
       }
     }
     await this.#rejectedFiles;
-    await this.#flushing;
-    if (this.#memory.size > 0) {
-      this.#logger.error(
-        {
-          lost: this.#memory.entries().map(([, entry]) => ({
-            unit: entry.unit,
-            subject: entry.mail.subject,
-            messageId: entry.mail.messageId,
-          })),
-          directory: this.#directory,
-        },
-        `stopped with ${this.#memory.size} notification${this.#memory.size === 1 ? '' : 's'} held in memory only (the state directory could not be written); they are lost`,
-      );
-    }
+    await this.#store.stop();
     this.#started = false;
   }
 
@@ -388,7 +295,7 @@ export class Outbox {
 
   async #attempt(pending: PendingEntry): Promise<void> {
     try {
-      const entry = await this.#readEntry(pending.name);
+      const entry = await this.#store.read(pending.name);
       if (entry === undefined) {
         removeSorted(this.#pending, pending.name);
         return;
@@ -405,7 +312,7 @@ export class Outbox {
                 (rejected) =>
                   !rejected.reported && (rejected.carrier === undefined || rejected.carrier === pending.name),
               ).length,
-              this.#directory,
+              this.#store.directory,
             );
       let response: string;
       let accepted: readonly string[];
@@ -434,7 +341,7 @@ export class Outbox {
       );
       try {
         // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
-        await this.#removeFile(pending.name);
+        await this.#store.remove(pending.name);
       } catch (error) {
         this.#logger.error(
           { file: pending.name, messageId: entry.mail.messageId, err: error },
@@ -481,21 +388,10 @@ export class Outbox {
     await this.#rewrite(pending.name, { ...entry, attempts, nextAttemptMs: now + delayMs, lastError });
   }
 
-  /** Writes an updated entry where it lives: memory if it is held there or the disk refuses it. */
   async #rewrite(name: string, entry: StoredEntry): Promise<void> {
     // Dropped from memory while its send was under way: writing it back would resurrect it.
     if (this.#pending[sortedIndex(this.#pending, name)]?.name !== name) return;
-    if (this.#memory.has(name)) {
-      this.#memory.put(name, entry);
-      return;
-    }
-    try {
-      await writeJsonAtomic(join(this.#directory, name), entry);
-    } catch (error) {
-      this.#enterDegraded(error);
-      this.#memory.put(name, entry);
-      this.#armProbe();
-    }
+    await this.#store.rewrite(name, entry);
   }
 
   async #reject(pending: PendingEntry, entry: StoredEntry, error: MailDeliveryError): Promise<void> {
@@ -515,18 +411,15 @@ export class Outbox {
         event: entry.event,
         messageId: entry.mail.messageId,
         responseCode: error.responseCode,
-        file: join(this.#directory, pending.name),
+        file: join(this.#store.directory, pending.name),
         err: error,
       },
-      `notification REJECTED by the mail server, not retrying: ${entry.mail.subject}`,
+      `notification REJECTED by ${error.exitStatus === undefined ? 'the mail server' : 'sendmail'}, not retrying: ${entry.mail.subject}`,
     );
     await this.#serialRejected(async () => {
       try {
         // Off the memory queue: a rejected mail is not retried, only reported (kept on disk if it can be).
-        this.#memory.delete(pending.name);
-        await writeJsonAtomic(join(this.#directory, pending.name), rejected).catch((writeError: unknown) => {
-          this.#enterDegraded(writeError);
-        });
+        await this.#store.keepOnDisk(pending.name, rejected);
       } finally {
         // Even if the mark did not reach the disk: retrying now would only collect the same 5xx.
         removeSorted(this.#pending, pending.name);
@@ -563,7 +456,7 @@ export class Outbox {
       );
       const [dropped] = this.#rejected.splice(index, 1);
       if (dropped === undefined) return;
-      await this.#removeFile(dropped.name);
+      await this.#store.remove(dropped.name);
       this.#logger.warn(
         { file: dropped.name, reported: dropped.reported, summary: dropped.summary },
         `more than ${KEPT_REJECTED} rejected notifications kept; removed the oldest`,
@@ -589,12 +482,11 @@ export class Outbox {
         rejected.carrier = undefined;
         // Trimmed meanwhile: writing it back would resurrect a file that was meant to go.
         if (!this.#rejected.includes(rejected)) continue;
-        const path = join(this.#directory, rejected.name);
-        const stored = STORED_ENTRY.safeParse(await readJson(path, { logger: this.#logger, now: this.#now }));
-        if (!stored.success || stored.data.rejected === undefined) continue;
-        await writeJsonAtomic(path, {
-          ...stored.data,
-          rejected: { ...stored.data.rejected, reportedInMessageId: messageId },
+        const stored = await this.#store.readFromDisk(rejected.name);
+        if (stored?.rejected === undefined) continue;
+        await this.#store.keepOnDisk(rejected.name, {
+          ...stored,
+          rejected: { ...stored.rejected, reportedInMessageId: messageId },
         });
       }
     });
@@ -608,139 +500,12 @@ export class Outbox {
     });
     return next;
   }
-
-  /** Reads one entry; a missing file is undefined, an unreadable one is moved aside and undefined. */
-  async #readEntry(name: string): Promise<StoredEntry | undefined> {
-    const held = this.#memory.get(name);
-    if (held !== undefined) return held;
-    const read = await readJsonFile(join(this.#directory, name), {
-      logger: this.#logger,
-      now: this.#now,
-      validate: entryProblem,
-      consequence: 'the notification in it was not sent',
-    });
-    if (read.status === 'missing') {
-      removeSorted(this.#pending, name);
-      this.#logger.warn({ file: name }, 'outbox entry vanished before it was sent');
-      return undefined;
-    }
-    const parsed = read.status === 'ok' ? STORED_ENTRY.safeParse(read.value) : undefined;
-    if (parsed?.success) return parsed.data;
-    removeSorted(this.#pending, name);
-    return undefined;
-  }
-
-  #enterDegraded(error: unknown): void {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = cleanLine(
-      `${code === undefined ? '' : `${code}: `}${error instanceof Error ? error.message : String(error)}`,
-      300,
-    );
-    if (this.#degraded !== undefined) {
-      this.#degraded.reason = reason;
-      return;
-    }
-    this.#degraded = { sinceMs: this.#now(), reason };
-    // Once, not per mail: the state line says it for as long as it lasts.
-    this.#logger.error(
-      { directory: this.#directory, err: error },
-      `cannot write the outbox in ${this.#directory} (${reason}); mail is sent directly and kept in memory (at most ${this.#memory.capacity}) until the directory takes writes again`,
-    );
-  }
-
-  #armProbe(): void {
-    if (this.#cancelProbe !== undefined || this.#stopping || !this.#started) return;
-    this.#cancelProbe = this.#schedule(() => {
-      this.#cancelProbe = undefined;
-      void this.#flushMemory().then(() => {
-        if (this.#degraded !== undefined) this.#armProbe();
-      });
-    }, PROBE_MS);
-  }
-
-  /** Writes what memory holds back to the directory, oldest first; leaves degraded mode if all went. */
-  #flushMemory(): Promise<void> {
-    this.#flushing ??= (async () => {
-      try {
-        await this.#ensureDirectory();
-        for (const [name, entry] of this.#memory.entries()) {
-          await writeJsonAtomic(join(this.#directory, name), entry);
-          // Delivered or dropped meanwhile: the file written for it must go again.
-          if (!this.#memory.delete(name)) await this.#removeFile(name);
-        }
-        if (this.#degraded === undefined) return;
-        // The probe writes nothing when memory is empty; make sure the directory takes a write.
-        await writeJsonAtomic(join(this.#directory, WRITE_PROBE), {});
-        await this.#removeFile(WRITE_PROBE);
-        this.#logger.warn(
-          { directory: this.#directory, sinceMs: this.#degraded.sinceMs },
-          `the outbox in ${this.#directory} takes writes again; notifications kept in memory are on disk`,
-        );
-        this.#degraded = undefined;
-        this.#cancelProbe?.();
-        this.#cancelProbe = undefined;
-      } catch (error) {
-        this.#enterDegraded(error);
-      } finally {
-        this.#flushing = undefined;
-      }
-    })();
-    return this.#flushing;
-  }
-
-  #dropFromMemory(name: string, entry: StoredEntry): void {
-    removeSorted(this.#pending, name);
-    this.#logger.error(
-      {
-        unit: entry.unit,
-        event: entry.event,
-        messageId: entry.mail.messageId,
-        createdMs: entry.createdMs,
-        attempts: entry.attempts,
-      },
-      `notification LOST: more than ${this.#memory.capacity} kept in memory while the state directory cannot be written; dropped the oldest: ${entry.mail.subject}`,
-    );
-  }
-
-  async #ensureDirectory(): Promise<void> {
-    try {
-      const found = await lstat(this.#directory);
-      if (!found.isDirectory()) {
-        await setAside(this.#directory, 'it is not a directory', this.#logger, {
-          now: this.#now,
-          consequence: 'creating an empty outbox directory',
-        });
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-    const created = await mkdir(this.#directory, { recursive: true, mode: 0o700 });
-    if (created === undefined) return;
-    // Each new directory's entry lives in its parent; all of them must reach the disk.
-    for (let child = this.#directory; child !== dirname(created); child = dirname(child)) {
-      await syncDirectory(dirname(child));
-    }
-  }
-
-  async #removeFile(name: string): Promise<void> {
-    if (this.#memory.delete(name)) return;
-    await unlinkIfPresent(join(this.#directory, name));
-    await syncDirectory(this.#directory);
-  }
-}
-
-/** What is wrong with a parsed outbox entry, or undefined when it is one. */
-function entryProblem(value: unknown): string | undefined {
-  const parsed = STORED_ENTRY.safeParse(value);
-  if (parsed.success) return undefined;
-  return parsed.error.issues
-    .map((issue) => `${issue.path.join('.') || '(entry)'}: ${issue.message}`)
-    .join('; ');
 }
 
 /**
- * A 5xx about this message (too big, recipient refused) will never pass; one about our login (535)
- * is an operator's mistake that is fixed without touching the message, so it is retried instead.
+ * A 5xx about this message (too big, recipient refused) or an address sendmail refuses will never
+ * pass; a refused login (535) is an operator's mistake fixed without touching the message, so it is
+ * retried instead (classifyMailFailure in mail-error.ts).
  */
 function isPermanent(error: unknown): error is MailDeliveryError {
   return error instanceof MailDeliveryError && error.kind === 'permanent';
@@ -771,12 +536,4 @@ function insertSorted<T extends { readonly name: string }>(list: T[], item: T): 
 function removeSorted(list: { readonly name: string }[], name: string): void {
   const index = sortedIndex(list, name);
   if (list[index]?.name === name) list.splice(index, 1);
-}
-
-async function unlinkIfPresent(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
 }
