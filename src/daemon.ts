@@ -232,7 +232,8 @@ export class Daemon {
         if (delayMs === undefined) throw new BusUnreachableError(address, attempts, error);
         const seconds = delayMs / 1000;
         this.#logger.error(
-          { address, attempt, attempts, retryInMs: delayMs, err: error },
+          // The reason is in the line; the stack of a refused connect says nothing more.
+          { address, attempt, attempts, retryInMs: delayMs, reason: rootMessage(error) },
           `cannot connect to the system bus at ${address}: ${rootMessage(error)}; is dbus running? retrying in ${seconds} s (attempt ${attempt} of ${attempts})`,
         );
         void this.#notifier?.status(

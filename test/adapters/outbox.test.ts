@@ -584,9 +584,7 @@ describe('Outbox', () => {
     expect(config.rejected).toBe(0);
     expect(config.pending).toBe(1);
     const lines = log.lines.filter((line) => line.level === 50).map((line) => line.msg);
-    expect(
-      lines.some((msg) => msg.startsWith('notification REJECTED by sendmail, not retrying')),
-    ).toBe(true);
+    expect(lines.some((msg) => msg.startsWith('notification REJECTED by sendmail, not retrying'))).toBe(true);
     expect(lines.some((msg) => msg.includes('78 (EX_CONFIG)') && msg.includes('Will retry'))).toBe(true);
     await outbox.stop();
   });

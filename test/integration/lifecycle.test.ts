@@ -74,6 +74,42 @@ describe.skipIf(skip !== undefined)('unitwatch lifecycle in a real systemd', () 
     expect((await instance.run(['stat', '-c', '%F', `${STATE}/outbox`])).trim()).toBe('directory');
   });
 
+  it('with a read-only outbox, sends mail directly, retries it from memory while the relay refuses, and says so', {
+    timeout: 90_000,
+  }, async () => {
+    // The real path: with DynamicUser= the state directory lives under /var/lib/private.
+    await instance.writeFile(DROP_IN, '[Service]\nReadOnlyPaths=/var/lib/private/unitwatch/outbox\n');
+    await instance.systemctl('daemon-reload');
+    await instance.systemctl('restart', 'unitwatch.service');
+    const before = (await journalLines()).length;
+    try {
+      smtp.refuseWith = 451;
+      const refusedBefore = smtp.refused;
+      await instance.run(['systemd-run', '--no-block', '--quiet', '--unit=readonly-1.service', '/bin/false']);
+      await smtp.waitFor(() => smtp.refused > refusedBefore, 30_000, 'the first, refused, attempt');
+      const status = await waitForProperty(
+        'StatusText',
+        (text) => /state directory not writable since/.test(text),
+        10_000,
+      );
+      expect(status).toMatch(/mail sent directly, 1 kept in memory/);
+      smtp.refuseWith = undefined;
+      // Retried from memory with the outbox's backoff (2–4 s for the first retry).
+      await smtp.waitForMailAbout('readonly-1.service', 30_000);
+      await instance.run(['systemd-run', '--no-block', '--quiet', '--unit=readonly-2.service', '/bin/false']);
+      await smtp.waitForMailAbout('readonly-2.service', 30_000);
+      const lines = (await journalLines()).slice(before);
+      // Logged once, not per mail.
+      expect(lines.filter((line) => line.includes('cannot write the outbox in'))).toHaveLength(1);
+      expect(lines.some((line) => line.includes('EROFS'))).toBe(true);
+    } finally {
+      smtp.refuseWith = undefined;
+      await instance.run(['rm', '-f', DROP_IN]);
+      await instance.systemctl('daemon-reload');
+      await instance.systemctl('restart', 'unitwatch.service');
+    }
+  });
+
   it('exits promptly on SIGTERM while waiting to reconnect to the system bus', {
     timeout: 90_000,
   }, async () => {
