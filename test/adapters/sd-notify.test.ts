@@ -66,7 +66,7 @@ describe('SystemdNotifier', () => {
     const notifier = new SystemdNotifier(log.logger, { NOTIFY_SOCKET: '/run/notify' }, binary);
     await notifier.watchdog();
     expect(log.lines.filter((line) => line.level === 40).map((line) => line.msg)).toEqual([
-      'systemd-notify failed',
+      'systemd-notify WATCHDOG=1 failed: no socket; systemd did not get it, carrying on',
     ]);
   });
 });
