@@ -110,6 +110,25 @@ describe.skipIf(skip !== undefined)('unitwatch lifecycle in a real systemd', () 
     }
   });
 
+  it('on SIGHUP says configuration is read only at start and goes on watching, same process', {
+    timeout: 60_000,
+  }, async () => {
+    const pid = await instance.property('unitwatch.service', 'MainPID');
+    const before = (await journalLines()).length;
+    await instance.systemctl('kill', '--signal=SIGHUP', 'unitwatch.service');
+    // The barrier: a failure after the signal is mailed by the same process.
+    await instance.run(['systemd-run', '--no-block', '--quiet', '--unit=after-sighup.service', '/bin/false']);
+    await smtp.waitForMailAbout('after-sighup.service', 30_000);
+    expect(await instance.property('unitwatch.service', 'MainPID')).toBe(pid);
+    expect(await instance.property('unitwatch.service', 'ActiveState')).toBe('active');
+    const lines = (await journalLines()).slice(before);
+    expect(
+      lines.filter((line) =>
+        line.includes('SIGHUP received; unitwatch reads its configuration only at start'),
+      ),
+    ).toHaveLength(1);
+  });
+
   it('exits promptly on SIGTERM while waiting to reconnect to the system bus', {
     timeout: 90_000,
   }, async () => {
