@@ -559,8 +559,6 @@ describe('Outbox', () => {
   });
 
   it('retries a sendmail that keeps failing for its setup (EX_CONFIG) but rejects an unknown user (EX_NOUSER) once', async () => {
-    const outbox = newOutbox();
-    await outbox.start();
     const failing = (status: number): MailSender => ({
       send: () =>
         Promise.reject(
@@ -586,7 +584,6 @@ describe('Outbox', () => {
     const lines = log.lines.filter((line) => line.level === 50).map((line) => line.msg);
     expect(lines.some((msg) => msg.startsWith('notification REJECTED by sendmail, not retrying'))).toBe(true);
     expect(lines.some((msg) => msg.includes('78 (EX_CONFIG)') && msg.includes('Will retry'))).toBe(true);
-    await outbox.stop();
   });
 
   describe('with a state directory that cannot be written', () => {
