@@ -130,15 +130,42 @@ async function run(config: Config, password: string | undefined, logger: Logger)
     // started a reconnect, so this must not end the daemon.
     logger.error({ err: reason }, 'unhandled rejection');
   });
+  let stopRequested = false;
   const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
+      if (stopRequested) {
+        logger.warn({ signal }, `${signal} received again while stopping; exiting now`);
+        process.exit(EXIT_FAILURE);
+      }
+      stopRequested = true;
+      logger.info({ signal }, `${signal} received; stopping`);
       void daemon.stop().then(resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // Works at any moment, also during the start's retries or a reconnect wait: every wait is abortable.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
-  await daemon.start();
+  // Configuration is read once, at start; a reload would have to re-read secrets and rebuild the
+  // transport under mail in flight. SIGHUP (whose default would kill us without saving) says so instead.
+  process.on('SIGHUP', () => {
+    logger.warn(
+      { signal: 'SIGHUP' },
+      'SIGHUP received; unitwatch reads its configuration only at start, nothing changed: use systemctl restart unitwatch to apply a new one',
+    );
+  });
+  try {
+    await daemon.start();
+  } catch (error) {
+    if (stopRequested) {
+      await stopped;
+      return 0;
+    }
+    logger.error(
+      { err: error },
+      `unitwatch could not start: ${error instanceof Error ? error.message : String(error)}; exiting`,
+    );
+    return EXIT_FAILURE;
+  }
   await stopped;
   return 0;
 }

@@ -3,7 +3,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gatherDiagnosis } from './adapters/diagnosis.js';
-import { readJson, writeJsonAtomic } from './adapters/json-file.js';
+import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
 import { Outbox } from './adapters/outbox.js';
@@ -12,10 +12,21 @@ import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
+import { BusUnreachableError, rootMessage } from './errors/bus-unreachable-error.js';
 import { FailureWatcher, type SelfStateStore, type StateStore } from './watcher.js';
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 5000, 10_000];
+/**
+ * Waits between the attempts to reach the bus at start: 8 attempts over some 11 s (at most ~35 s
+ * with every attempt timing out), well under the unit's start timeout; then exit, and Restart= applies.
+ */
+const START_CONNECT_DELAYS_MS = [500, 1000, 1500, 2000, 2000, 2000, 2000];
+/** A bus that accepts the connection but never answers must not hold an attempt for a call timeout. */
+const CONNECT_ATTEMPT_TIMEOUT_MS = 3000;
 const STOP_GRACE_MS = 8000;
+/** How often STATUS= is brought up to date; systemd-notify runs only when the line changed. */
+const STATUS_INTERVAL_MS = 2000;
+const DEFAULT_SYSTEM_BUS = 'unix:path=/var/run/dbus/system_bus_socket';
 
 /**
  * The state log, and once the keys that versions before 0.2 kept in `reported.json`: taken over
@@ -27,7 +38,14 @@ function stateStore(stateDirectory: string, logger: Logger): StateStore {
   return {
     async start() {
       const entries = await log.start();
-      const keys = await readJson(legacy).catch(() => undefined);
+      const keys = await readJson(legacy, {
+        logger,
+        validate: (read) =>
+          Array.isArray(read) && read.every((key) => typeof key === 'string')
+            ? undefined
+            : 'not a list of reported failure keys',
+        consequence: 'failures still failed now may be reported once more',
+      });
       if (Array.isArray(keys)) {
         for (const key of keys) if (typeof key === 'string') log.set(`r:${key}`, 1);
         await log.flush();
@@ -45,11 +63,19 @@ function stateStore(stateDirectory: string, logger: Logger): StateStore {
   };
 }
 
-function fileSelfStateStore(stateDirectory: string): SelfStateStore {
+function fileSelfStateStore(stateDirectory: string, logger: Logger): SelfStateStore {
   const path = join(stateDirectory, 'self.json');
   return {
     async load() {
-      const value = (await readJson(path)) as Partial<SelfNotificationState> | undefined;
+      const value = (await readJson(path, {
+        logger,
+        validate: (read) => {
+          const state = read as Partial<SelfNotificationState> | null;
+          return typeof state?.restartsSeen === 'number' && typeof state.lastMailMs === 'number'
+            ? undefined
+            : "not unitwatch's own restart state";
+        },
+      })) as Partial<SelfNotificationState> | undefined;
       if (typeof value?.restartsSeen !== 'number' || typeof value.lastMailMs !== 'number') return undefined;
       return { restartsSeen: value.restartsSeen, lastMailMs: value.lastMailMs };
     },
@@ -79,8 +105,15 @@ export class Daemon {
   #watcher: FailureWatcher | undefined;
   #notifier: SystemdNotifier | undefined;
   #watchdogTimer: NodeJS.Timeout | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
   #stopping = false;
-  #reconnecting = false;
+  /** Set while the bus is lost: when and how many attempts so far. WATCHDOG=1 pauses meanwhile. */
+  #reconnecting: { sinceMs: number; attempt: number } | undefined;
+  /** Connected and caught up once; before that a lost bus is the start's retry loop's business. */
+  #ready = false;
+  /** Aborts every wait (reconnect delays, start retries, the stop grace) when a stop is asked for. */
+  readonly #abort = new AbortController();
+  #teardown: Promise<void> | undefined;
 
   constructor(config: Config, logger: Logger, smtpPassword: string | undefined) {
     this.#config = config;
@@ -88,9 +121,24 @@ export class Daemon {
     this.#smtpPassword = smtpPassword;
   }
 
+  /**
+   * Starts everything, or nothing: a start that fails (or is stopped half-way) tears down what it
+   * had started, and rejects. A start cut short by stop() rejects with the signal's AbortError.
+   */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (error) {
+      await this.#tearDown();
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
     const config = this.#config;
     const logger = this.#logger;
+    this.#notifier = new SystemdNotifier(logger);
+    await removeTemporaryFiles(config.stateDirectory, logger);
     const mail = new MailTransport(config, this.#smtpPassword);
     mail.start();
     this.#mail = mail;
@@ -104,7 +152,7 @@ export class Daemon {
     this.#outbox = outbox;
     // Mail queued before a crash or a stop goes out first.
     await outbox.start();
-    this.#notifier = new SystemdNotifier(logger);
+    this.#checkpoint();
     const ownUnit = await readOwnUnit();
     const watcher = new FailureWatcher({
       config,
@@ -119,21 +167,12 @@ export class Daemon {
           timeoutMs: config.commandTimeoutMs,
           maxBytes: config.outputLimitBytes,
         }),
-      deliver: async (composed, meta) => {
-        try {
-          await outbox.enqueue(composed, meta);
-        } catch (error) {
-          // A full or read-only state directory must not cost the notification: send it directly.
-          logger.error(
-            { err: error, unit: meta.unit },
-            'could not queue the mail on disk; sending it directly',
-          );
-          await mail.send(composed);
-        }
-      },
+      // A full or read-only state directory does not cost the notification: the outbox then sends it
+      // directly and keeps it in memory, retried with the same backoff, until the disk takes it again.
+      deliver: (composed, meta) => outbox.enqueue(composed, meta),
       state: stateStore(config.stateDirectory, logger),
       isQueued: (messageId) => outbox.knownMessageIds().has(messageId),
-      selfState: fileSelfStateStore(config.stateDirectory),
+      selfState: fileSelfStateStore(config.stateDirectory, logger),
       ownUnit,
       now: Date.now,
       newMessageId: () => `<${randomUUID()}@${config.hostname}>`,
@@ -141,8 +180,10 @@ export class Daemon {
     });
     this.#watcher = watcher;
     await watcher.start();
+    this.#checkpoint();
 
-    await this.#connect();
+    await this.#connectAtStart();
+    this.#ready = true;
     // Subscribed and compared with ListUnits: that is caught up. What the comparison found is mailed
     // in the background, so readiness does not wait for diagnoses or D-Bus reads of many units.
     if (ownUnit !== undefined) void this.#reportOwnRestart(ownUnit);
@@ -154,17 +195,72 @@ export class Daemon {
     );
   }
 
+  /** Stops at any moment, also during start() or a reconnect wait; every wait in progress ends at once. */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    clearInterval(this.#watchdogTimer);
+    this.#abort.abort();
     await this.#notifier?.stopping();
-    this.#bus?.stop();
-    const drained = this.#watcher?.drain() ?? Promise.resolve();
-    await Promise.race([drained, sleep(STOP_GRACE_MS)]);
-    await this.#outbox?.stop();
-    this.#mail?.stop();
+    await this.#tearDown();
     this.#logger.info('unitwatch stopped');
+  }
+
+  /** Idempotent: stops timers, the bus, the watcher (draining what the policy held), the outbox and the transport. */
+  #tearDown(): Promise<void> {
+    this.#teardown ??= (async () => {
+      this.#stopping = true;
+      clearInterval(this.#watchdogTimer);
+      clearInterval(this.#statusTimer);
+      this.#bus?.stop();
+      this.#bus = undefined;
+      if (this.#watcher !== undefined) {
+        const drained = this.#watcher.drain().catch((error: unknown) => {
+          this.#logger.error({ err: error }, 'could not hand what the rate limit held to the outbox');
+        });
+        // Not aborted by the stop itself: the grace is what the stop grants the work under way.
+        await Promise.race([drained, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
+      }
+      await this.#outbox?.stop();
+      this.#mail?.stop();
+    })();
+    return this.#teardown;
+  }
+
+  /** Throws the stop's AbortError when a stop came while start() was waiting. */
+  #checkpoint(): void {
+    this.#abort.signal.throwIfAborted();
+  }
+
+  /**
+   * The first connection, retried a bounded number of times: one log line per failed attempt, then
+   * a BusUnreachableError, so the process exits and systemd's Restart= decides what next.
+   */
+  async #connectAtStart(): Promise<void> {
+    const address = process.env.DBUS_SYSTEM_BUS_ADDRESS || DEFAULT_SYSTEM_BUS;
+    const attempts = START_CONNECT_DELAYS_MS.length + 1;
+    for (let attempt = 1; ; attempt++) {
+      this.#checkpoint();
+      try {
+        await this.#connect(CONNECT_ATTEMPT_TIMEOUT_MS);
+        return;
+      } catch (error) {
+        this.#checkpoint();
+        this.#bus?.stop();
+        this.#bus = undefined;
+        const delayMs = START_CONNECT_DELAYS_MS[attempt - 1];
+        if (delayMs === undefined) throw new BusUnreachableError(address, attempts, error);
+        const seconds = delayMs / 1000;
+        this.#logger.error(
+          // The reason is in the line; the stack of a refused connect says nothing more.
+          { address, attempt, attempts, retryInMs: delayMs, reason: rootMessage(error) },
+          `cannot connect to the system bus at ${address}: ${rootMessage(error)}; is dbus running? retrying in ${seconds} s (attempt ${attempt} of ${attempts})`,
+        );
+        void this.#notifier?.status(
+          `cannot connect to the system bus at ${address}; retrying (attempt ${attempt} of ${attempts})`,
+        );
+        await sleep(delayMs, undefined, { signal: this.#abort.signal });
+      }
+    }
   }
 
   async #reportOwnRestart(ownUnit: string): Promise<void> {
@@ -187,7 +283,7 @@ export class Daemon {
    * with what we knew and what was reported before: a unit that failed while we were away (stopped,
    * restarting, disconnected) is reported then, once.
    */
-  async #connect(): Promise<void> {
+  async #connect(attemptTimeoutMs?: number): Promise<void> {
     const watcher = this.#watcher;
     if (watcher === undefined) throw new Error('watcher not built');
     const bus = new SystemdBus({
@@ -199,10 +295,28 @@ export class Daemon {
           { sender: dropped.lastSender, member: dropped.lastMember, total: dropped.total },
           `dropped ${dropped.count} D-Bus signal${dropped.count === 1 ? '' : 's'} not sent by systemd (last from ${dropped.lastSender}); someone on this host is sending forged unit changes`,
         ),
-      onDisconnect: (reason) => this.#onDisconnect(reason),
+      onDisconnect: (reason) => this.#onDisconnect(bus, reason),
     });
     this.#bus = bus;
-    await bus.start();
+    if (attemptTimeoutMs === undefined) {
+      await bus.start();
+    } else {
+      const timer = new AbortController();
+      const timedOut = sleep(attemptTimeoutMs, undefined, { signal: timer.signal }).then(() => {
+        throw new Error(`no answer within ${attemptTimeoutMs} ms`);
+      });
+      try {
+        await Promise.race([bus.start(), timedOut]);
+      } finally {
+        timer.abort();
+        timedOut.catch(() => undefined);
+      }
+    }
+    // Stopped while connecting: the stop already ran and must not find a live bus left behind.
+    if (this.#stopping) {
+      bus.stop();
+      this.#checkpoint();
+    }
     watcher.catchUp(await bus.listUnits());
   }
 
@@ -218,49 +332,115 @@ export class Daemon {
     }
   }
 
-  #onDisconnect(reason: Error): void {
-    if (this.#stopping || this.#reconnecting) return;
-    this.#reconnecting = true;
-    this.#logger.error({ err: reason }, 'lost the system bus; reconnecting');
+  #onDisconnect(bus: SystemdBus, reason: Error): void {
+    // A bus given up on (a failed attempt, a stop) or not yet ready is not a loss to recover from here.
+    if (this.#stopping || !this.#ready || bus !== this.#bus || this.#reconnecting !== undefined) return;
+    this.#reconnecting = { sinceMs: Date.now(), attempt: 0 };
+    this.#logger.error(
+      { err: reason },
+      `lost the system bus; reconnecting (${rootMessage(reason)})${watchdogMs() === undefined ? '' : '; the watchdog is not fed until then'}`,
+    );
     void this.#reconnect();
   }
 
   async #reconnect(): Promise<void> {
-    for (let attempt = 0; !this.#stopping; attempt++) {
-      await sleep(RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)] ?? 10_000);
+    const state = this.#reconnecting;
+    if (state === undefined) return;
+    for (let attempt = 1; !this.#stopping; attempt++) {
+      state.attempt = attempt;
+      void this.#notifier?.status(this.#statusLine());
+      try {
+        await sleep(reconnectDelayMs(attempt, watchdogMs()), undefined, { signal: this.#abort.signal });
+      } catch {
+        return; // stopping
+      }
       try {
         this.#bus?.stop();
-        await this.#connect();
-        this.#reconnecting = false;
-        this.#logger.warn({ attempt: attempt + 1 }, 'reconnected to the system bus');
+        await this.#connect(CONNECT_ATTEMPT_TIMEOUT_MS);
+        if (this.#stopping) return;
+        this.#reconnecting = undefined;
+        this.#logger.warn(
+          { attempt },
+          `reconnected to the system bus after ${attempt} attempt${attempt === 1 ? '' : 's'}`,
+        );
+        void this.#notifier?.status(this.#statusLine());
         return;
       } catch (error) {
-        this.#logger.warn({ attempt: attempt + 1, err: error }, 'reconnect to the system bus failed');
+        if (this.#stopping) return;
+        this.#logger.warn(
+          { attempt, err: error },
+          `reconnect to the system bus failed: ${rootMessage(error)}; trying again (attempt ${attempt})`,
+        );
       }
     }
   }
 
+  /** What STATUS= says: the bus, then the state directory if it is in trouble, then the counts. */
   #statusLine(): string {
     const watcher = this.#watcher;
     const failed = watcher?.failedUnits().length ?? 0;
-    const dropped = this.#bus?.droppedSignals ?? 0;
+    const parts: string[] = [];
+    if (this.#reconnecting !== undefined) {
+      parts.push(
+        `reconnecting to the system bus since ${clockTime(this.#reconnecting.sinceMs)} (attempt ${this.#reconnecting.attempt})`,
+      );
+    }
+    const degraded = this.#outbox?.degraded;
+    if (degraded !== undefined) {
+      parts.push(
+        `state directory not writable since ${clockTime(degraded.sinceMs)}: mail sent directly, ${degraded.inMemory} kept in memory`,
+      );
+    }
     const problem = watcher?.stateProblem;
-    return `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}${problem === undefined ? '' : `; ${problem}`}`;
+    if (problem !== undefined) parts.push(problem);
+    const dropped = this.#bus?.droppedSignals ?? 0;
+    parts.push(
+      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
+    );
+    return parts.join('; ');
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */
   #startWatchdog(): void {
-    const usec = Number(process.env.WATCHDOG_USEC ?? '0');
-    const pid = process.env.WATCHDOG_PID;
-    if (!(usec > 0) || (pid !== undefined && pid !== String(process.pid))) return;
     const notifier = this.#notifier;
+    const intervalMs = watchdogMs();
+    // STATUS= with or without a watchdog: outbox length, a reconnect, a degraded state directory.
+    this.#statusTimer = setInterval(() => void notifier?.status(this.#statusLine()), STATUS_INTERVAL_MS);
+    this.#statusTimer.unref();
+    if (intervalMs === undefined) return;
     this.#watchdogTimer = setInterval(
       () => {
-        if (this.#reconnecting || notifier === undefined) return;
-        void notifier.watchdog();
+        if (notifier === undefined) return;
         void notifier.status(this.#statusLine());
+        // Not fed while the bus is lost: a daemon deaf to systemd for WatchdogSec= is restarted.
+        if (this.#reconnecting === undefined) void notifier.watchdog();
       },
-      Math.max(usec / 2000, 500),
+      Math.max(intervalMs / 2, 500),
     );
   }
+}
+
+/** `10:02:03` in UTC, as the status line shows it. */
+function clockTime(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 19);
+}
+
+/** WatchdogSec= in milliseconds when systemd watches this process, else undefined. */
+function watchdogMs(): number | undefined {
+  const usec = Number(process.env.WATCHDOG_USEC ?? '0');
+  const pid = process.env.WATCHDOG_PID;
+  if (!(usec > 0) || (pid !== undefined && pid !== String(process.pid))) return undefined;
+  return usec / 1000;
+}
+
+/**
+ * The wait before reconnect attempt `attempt` (1 for the first): 250 ms growing to 10 s, but under a
+ * watchdog at most a quarter of WatchdogSec=, so that several attempts fit before systemd, which is
+ * not fed meanwhile, restarts the daemon: under the reliability test's WatchdogSec=4s the first four
+ * attempts alone span 3.75 s, and a dbus restart slower than that on a loaded host would cost a kill.
+ */
+export function reconnectDelayMs(attempt: number, watchdogIntervalMs: number | undefined): number {
+  const delay =
+    RECONNECT_DELAYS_MS[Math.min(Math.max(attempt, 1) - 1, RECONNECT_DELAYS_MS.length - 1)] ?? 10_000;
+  return watchdogIntervalMs === undefined ? delay : Math.min(delay, Math.max(100, watchdogIntervalMs / 4));
 }

@@ -1,14 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { z } from 'zod';
-import { type ComposedMail, formatTimestamp } from '../core/message.js';
+import { join } from 'node:path';
+import type { ComposedMail } from '../core/message.js';
+import { appendRejectedReport, rejectedSummary } from '../core/rejection-report.js';
 import { DEFAULT_RETRY, nextAttemptDelayMs, type RetryOptions } from '../core/retry.js';
 import { cleanLine } from '../core/text.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
-import { readJson, syncDirectory, writeJsonAtomic } from './json-file.js';
 import type { Logger } from './logger.js';
 import type { MailSender } from './mail-transport.js';
+import {
+  type DegradedState,
+  ENTRY_SUFFIX,
+  OutboxStore,
+  type Schedule,
+  type StoredEntry,
+} from './outbox-store.js';
+
+export type { DegradedState, Schedule } from './outbox-store.js';
 
 /**
  * The durable outbox: every notification is a file in the state directory before any delivery
@@ -21,6 +28,10 @@ import type { MailSender } from './mail-transport.js';
  * once the file and its directory entry are fsynced.
  *
  * One process per directory: two outboxes over the same directory would both send every entry.
+ *
+ * This file is the delivery scheduling (parallel sends, backoff with a relay-wide pause, permanent
+ * refusals and their report); the files, and memory when the directory cannot be written, are
+ * OutboxStore's (outbox-store.ts); the report's wording is src/core/rejection-report.ts.
  */
 
 export interface OutboxMeta {
@@ -28,9 +39,6 @@ export interface OutboxMeta {
   /** The failure kind, e.g. `failed` or `crash-restart`; only logged and reported. */
   readonly event: string;
 }
-
-/** Arms a timer; returns a function that disarms it. Injected so tests decide when time passes. */
-export type Schedule = (callback: () => void, delayMs: number) => () => void;
 
 export interface OutboxOptions {
   readonly directory: string;
@@ -45,46 +53,17 @@ export interface OutboxOptions {
   /** How long stop() waits for sends already under way. */
   readonly stopTimeoutMs?: number;
   readonly retry?: RetryOptions;
+  /** Mails kept in memory while the directory cannot be written; beyond it the oldest is dropped. */
+  readonly memoryCapacity?: number;
 }
 
 const DEFAULT_PARALLEL = 2;
 const DEFAULT_STOP_TIMEOUT_MS = 3_000;
+
 /** Rejected messages kept for inspection; a relay that answers 5xx to everything must not fill the disk. */
 const KEPT_REJECTED = 100;
 /** Rejected messages listed in one report; the rest are counted. */
 const REPORTED_REJECTED = 20;
-
-const ENTRY_SUFFIX = '.json';
-const TEMPORARY_SUFFIX = '.tmp';
-const CORRUPT_SUFFIX = '.corrupt';
-
-const STORED_ENTRY = z.object({
-  version: z.literal(1),
-  createdMs: z.number(),
-  unit: z.string(),
-  event: z.string(),
-  attempts: z.number().int().nonnegative(),
-  /** 0 until the first failed attempt. */
-  nextAttemptMs: z.number(),
-  lastError: z.string().optional(),
-  rejected: z
-    .object({
-      atMs: z.number(),
-      responseCode: z.number().optional(),
-      error: z.string(),
-      /** The Message-ID of the mail that told the operator; set once, so a report is not repeated. */
-      reportedInMessageId: z.string().optional(),
-    })
-    .optional(),
-  mail: z.object({
-    subject: z.string(),
-    text: z.string(),
-    headers: z.record(z.string(), z.string()),
-    messageId: z.string(),
-  }),
-});
-
-type StoredEntry = z.infer<typeof STORED_ENTRY>;
 
 /** What stays in memory per pending message; the mail itself is read when its turn comes. */
 interface PendingEntry {
@@ -108,7 +87,7 @@ const defaultSchedule: Schedule = (callback, delayMs) => {
 };
 
 export class Outbox {
-  readonly #directory: string;
+  readonly #store: OutboxStore;
   readonly #sender: MailSender;
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -131,11 +110,11 @@ export class Outbox {
   #pausedUntilMs = 0;
   #cancelWake: (() => void) | undefined;
   #rejectedFiles: Promise<void> = Promise.resolve();
-  /** Message-IDs found at start or enqueued since, kept after delivery: a restart reconciles with it. */
-  readonly #knownMessageIds = new Set<string>();
+  #loaded = false;
+  /** Message-IDs found at load() and enqueued since; never shrinks during the process's life. */
+  readonly #known = new Set<string>();
 
   constructor(options: OutboxOptions) {
-    this.#directory = options.directory;
     this.#sender = options.sender;
     this.#logger = options.logger;
     this.#now = options.now;
@@ -144,6 +123,27 @@ export class Outbox {
     this.#maxParallel = Math.max(1, options.maxParallel ?? DEFAULT_PARALLEL);
     this.#stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#store = new OutboxStore({
+      directory: options.directory,
+      logger: options.logger,
+      now: options.now,
+      schedule: this.#schedule,
+      ...(options.memoryCapacity === undefined ? {} : { memoryCapacity: options.memoryCapacity }),
+      onDrop: (name) => removeSorted(this.#pending, name),
+    });
+  }
+
+  /** Why the directory cannot be written and how much waits in memory; undefined when all is on disk. */
+  get degraded(): DegradedState | undefined {
+    return this.#store.degraded;
+  }
+
+  /**
+   * The Message-ID of every entry found by load() and of every mail enqueued since, including those
+   * delivered and removed meanwhile: whether a mail was queued before a crash, for reconciliation.
+   */
+  knownMessageIds(): ReadonlySet<string> {
+    return this.#known;
   }
 
   /** Messages not yet accepted by the server, including those being sent right now. */
@@ -156,40 +156,22 @@ export class Outbox {
     return this.#rejected.length;
   }
 
-  /**
-   * Message-IDs of every entry found at start() or enqueued since, delivered or not: whether a mail
-   * decided before a crash reached the outbox, even if it went out right after this start.
-   */
-  knownMessageIds(): ReadonlySet<string> {
-    return this.#knownMessageIds;
-  }
-
   /** One line per rejected message not yet reported in a delivered mail, oldest first. */
   rejectedSummaries(): string[] {
     return this.#rejected.filter((entry) => !entry.reported).map((entry) => entry.summary);
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    await this.#ensureDirectory();
-    const names = (await readdir(this.#directory)).sort();
+  /**
+   * Reads the directory into the index without sending anything, so a caller can consult
+   * knownMessageIds() before delivery begins. start() calls it when it was not called. Never throws:
+   * a directory that cannot be read or created is logged and the outbox runs degraded.
+   */
+  async load(): Promise<void> {
+    if (this.#loaded) return;
+    this.#loaded = true;
     const startedAtMs = this.#now();
-    let changedDirectory = false;
-    for (const name of names) {
-      if (name.endsWith(TEMPORARY_SUFFIX)) {
-        // A write that a crash interrupted before its rename; enqueue() had not resolved for it.
-        await unlinkIfPresent(join(this.#directory, name));
-        this.#logger.info({ file: name }, 'removed a half-written outbox file left by a crash');
-        changedDirectory = true;
-        continue;
-      }
-      if (!name.endsWith(ENTRY_SUFFIX)) continue;
-      const entry = await this.#readEntry(name);
-      if (entry === undefined) {
-        changedDirectory = true;
-        continue;
-      }
-      this.#knownMessageIds.add(entry.mail.messageId);
+    for (const { name, entry } of await this.#store.scan()) {
+      this.#known.add(entry.mail.messageId);
       if (entry.rejected !== undefined) {
         this.#addRejected(name, entry);
         continue;
@@ -198,23 +180,30 @@ export class Outbox {
       const nextAttemptMs = Math.min(entry.nextAttemptMs, startedAtMs + this.#retry.capMs);
       insertSorted(this.#pending, { name, nextAttemptMs, deferredAtSuccess: 0 });
     }
-    if (changedDirectory) await syncDirectory(this.#directory);
-    await this.#trimRejected();
-    this.#started = true;
-    this.#stopping = false;
+    await this.#trimRejected().catch((error: unknown) => {
+      this.#logger.error({ err: error }, 'outbox could not remove old rejected entries');
+    });
     if (this.#pending.length > 0 || this.#rejected.length > 0) {
       this.#logger.info(
-        { pending: this.#pending.length, rejected: this.#rejected.length, directory: this.#directory },
+        { pending: this.#pending.length, rejected: this.#rejected.length, directory: this.#store.directory },
         'outbox loaded',
       );
     }
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    await this.load();
+    this.#started = true;
+    this.#stopping = false;
+    this.#store.startProbing();
     this.#pump();
   }
 
   /**
-   * Resolves once the message is durably on disk; delivery happens afterwards, in the background.
-   * Rejects when it cannot be stored (disk full, directory gone): the caller then still holds the mail.
-   * Works before start() and after stop() too: the next start delivers it.
+   * Resolves once the message is durably on disk, or, when the directory cannot be written, held in
+   * memory (degraded); delivery happens afterwards, in the background. Never rejects. Works before
+   * start() and after stop() too: the next start delivers it.
    */
   async enqueue(mail: ComposedMail, meta: OutboxMeta): Promise<void> {
     const createdMs = this.#now();
@@ -235,9 +224,8 @@ export class Outbox {
         messageId: mail.messageId,
       },
     };
-    if (!this.#started) await this.#ensureDirectory();
-    await writeJsonAtomic(join(this.#directory, name), entry);
-    this.#knownMessageIds.add(mail.messageId);
+    this.#known.add(mail.messageId);
+    await this.#store.create(name, entry);
     // Indexed even before start() or during its directory scan; the scan's copy of it is a no-op.
     insertSorted(this.#pending, { name, nextAttemptMs: 0, deferredAtSuccess: this.#successes });
     this.#pump();
@@ -264,6 +252,7 @@ export class Outbox {
       }
     }
     await this.#rejectedFiles;
+    await this.#store.stop();
     this.#started = false;
   }
 
@@ -306,7 +295,7 @@ export class Outbox {
 
   async #attempt(pending: PendingEntry): Promise<void> {
     try {
-      const entry = await this.#readEntry(pending.name);
+      const entry = await this.#store.read(pending.name);
       if (entry === undefined) {
         removeSorted(this.#pending, pending.name);
         return;
@@ -323,7 +312,7 @@ export class Outbox {
                 (rejected) =>
                   !rejected.reported && (rejected.carrier === undefined || rejected.carrier === pending.name),
               ).length,
-              this.#directory,
+              this.#store.directory,
             );
       let response: string;
       let accepted: readonly string[];
@@ -352,7 +341,7 @@ export class Outbox {
       );
       try {
         // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
-        await this.#removeFile(pending.name);
+        await this.#store.remove(pending.name);
       } catch (error) {
         this.#logger.error(
           { file: pending.name, messageId: entry.mail.messageId, err: error },
@@ -379,7 +368,7 @@ export class Outbox {
     pending.deferredAtSuccess = this.#successes;
     const attempts = entry.attempts + 1;
     const lastError = cleanLine(error instanceof Error ? error.message : String(error), 500);
-    const refusedLogin = isLoginRefused(error);
+    const refusedLogin = isOperatorError(error);
     this.#logger[refusedLogin ? 'error' : 'warn'](
       {
         unit: entry.unit,
@@ -391,15 +380,18 @@ export class Outbox {
         err: error,
       },
       refusedLogin
-        ? `the mail server refused unitwatch's login; fix the SMTP credentials. Will retry: ${entry.mail.subject}`
+        ? error instanceof MailDeliveryError && error.exitStatus !== undefined
+          ? `the sendmail command failed because of its setup (${lastError}); fix UNITWATCH_SENDMAIL. Will retry: ${entry.mail.subject}`
+          : `the mail server refused unitwatch's login; fix the SMTP credentials. Will retry: ${entry.mail.subject}`
         : `notification not sent yet, will retry: ${entry.mail.subject}`,
     );
-    await writeJsonAtomic(join(this.#directory, pending.name), {
-      ...entry,
-      attempts,
-      nextAttemptMs: now + delayMs,
-      lastError,
-    });
+    await this.#rewrite(pending.name, { ...entry, attempts, nextAttemptMs: now + delayMs, lastError });
+  }
+
+  async #rewrite(name: string, entry: StoredEntry): Promise<void> {
+    // Dropped from memory while its send was under way: writing it back would resurrect it.
+    if (this.#pending[sortedIndex(this.#pending, name)]?.name !== name) return;
+    await this.#store.rewrite(name, entry);
   }
 
   async #reject(pending: PendingEntry, entry: StoredEntry, error: MailDeliveryError): Promise<void> {
@@ -419,14 +411,15 @@ export class Outbox {
         event: entry.event,
         messageId: entry.mail.messageId,
         responseCode: error.responseCode,
-        file: join(this.#directory, pending.name),
+        file: join(this.#store.directory, pending.name),
         err: error,
       },
-      `notification REJECTED by the mail server, not retrying: ${entry.mail.subject}`,
+      `notification REJECTED by ${error.exitStatus === undefined ? 'the mail server' : 'sendmail'}, not retrying: ${entry.mail.subject}`,
     );
     await this.#serialRejected(async () => {
       try {
-        await writeJsonAtomic(join(this.#directory, pending.name), rejected);
+        // Off the memory queue: a rejected mail is not retried, only reported (kept on disk if it can be).
+        await this.#store.keepOnDisk(pending.name, rejected);
       } finally {
         // Even if the mark did not reach the disk: retrying now would only collect the same 5xx.
         removeSorted(this.#pending, pending.name);
@@ -439,11 +432,13 @@ export class Outbox {
   #addRejected(name: string, entry: StoredEntry): void {
     const rejected = entry.rejected;
     if (rejected === undefined) return;
-    const answer = cleanLine(rejected.error, 160);
-    const summary = cleanLine(
-      `${formatTimestamp(entry.createdMs)}  ${entry.unit} (${entry.event}): "${entry.mail.subject}" → ${answer}`,
-      400,
-    );
+    const summary = rejectedSummary({
+      createdMs: entry.createdMs,
+      unit: entry.unit,
+      event: entry.event,
+      subject: entry.mail.subject,
+      answer: rejected.error,
+    });
     insertSorted(this.#rejected, {
       name,
       summary,
@@ -461,7 +456,7 @@ export class Outbox {
       );
       const [dropped] = this.#rejected.splice(index, 1);
       if (dropped === undefined) return;
-      await this.#removeFile(dropped.name);
+      await this.#store.remove(dropped.name);
       this.#logger.warn(
         { file: dropped.name, reported: dropped.reported, summary: dropped.summary },
         `more than ${KEPT_REJECTED} rejected notifications kept; removed the oldest`,
@@ -487,12 +482,11 @@ export class Outbox {
         rejected.carrier = undefined;
         // Trimmed meanwhile: writing it back would resurrect a file that was meant to go.
         if (!this.#rejected.includes(rejected)) continue;
-        const path = join(this.#directory, rejected.name);
-        const stored = STORED_ENTRY.safeParse(await readJson(path));
-        if (!stored.success || stored.data.rejected === undefined) continue;
-        await writeJsonAtomic(path, {
-          ...stored.data,
-          rejected: { ...stored.data.rejected, reportedInMessageId: messageId },
+        const stored = await this.#store.readFromDisk(rejected.name);
+        if (stored?.rejected === undefined) continue;
+        await this.#store.keepOnDisk(rejected.name, {
+          ...stored,
+          rejected: { ...stored.rejected, reportedInMessageId: messageId },
         });
       }
     });
@@ -506,96 +500,20 @@ export class Outbox {
     });
     return next;
   }
-
-  /** Reads one entry; a missing file is undefined, an unreadable one is moved aside and undefined. */
-  async #readEntry(name: string): Promise<StoredEntry | undefined> {
-    const path = join(this.#directory, name);
-    let problem: string;
-    try {
-      const raw = await readJson(path);
-      if (raw === undefined) {
-        this.#logger.warn({ file: name }, 'outbox entry vanished before it was sent');
-        return undefined;
-      }
-      const parsed = STORED_ENTRY.safeParse(raw);
-      if (parsed.success) return parsed.data;
-      problem = parsed.error.issues
-        .map((issue) => `${issue.path.join('.') || '(entry)'}: ${issue.message}`)
-        .join('; ');
-    } catch (error) {
-      problem = error instanceof Error ? error.message : String(error);
-    }
-    removeSorted(this.#pending, name);
-    try {
-      // Kept rather than deleted: it may still hold a notification an operator wants to read.
-      await rename(path, `${path}${CORRUPT_SUFFIX}`);
-    } catch (error) {
-      this.#logger.error({ file: path, err: error }, 'could not move an unreadable outbox entry aside');
-      return undefined;
-    }
-    this.#logger.error(
-      { file: `${path}${CORRUPT_SUFFIX}`, problem: cleanLine(problem, 500) },
-      'unreadable outbox entry moved aside; the notification in it was not sent',
-    );
-    return undefined;
-  }
-
-  async #ensureDirectory(): Promise<void> {
-    const created = await mkdir(this.#directory, { recursive: true, mode: 0o700 });
-    if (created === undefined) return;
-    // Each new directory's entry lives in its parent; all of them must reach the disk.
-    for (let child = this.#directory; child !== dirname(created); child = dirname(child)) {
-      await syncDirectory(dirname(child));
-    }
-  }
-
-  async #removeFile(name: string): Promise<void> {
-    await unlinkIfPresent(join(this.#directory, name));
-    await syncDirectory(this.#directory);
-  }
 }
 
 /**
- * Tells the operator, in a mail that did get through, which earlier notifications the server
- * refused for good. Placed before the signature: mail clients fold away what follows `-- `.
- */
-export function appendRejectedReport(
-  mail: ComposedMail,
-  summaries: readonly string[],
-  total: number,
-  directory: string,
-): ComposedMail {
-  const lines = [
-    `── ${total} earlier notification${total === 1 ? ' was' : 's were'} rejected by the mail server (5xx) and not retried:`,
-    ...summaries.map((summary) => `  ${summary}`),
-  ];
-  if (total > summaries.length) lines.push(`  … and ${total - summaries.length} more`);
-  lines.push(`Kept in ${directory} (files with a "rejected" field).`);
-  const report = lines.join('\n');
-  const signature = mail.text.lastIndexOf('\n-- \n');
-  const text =
-    signature === -1
-      ? `${mail.text.replace(/\n*$/, '\n\n')}${report}\n`
-      : `${mail.text.slice(0, signature)}\n\n${report}\n${mail.text.slice(signature)}`;
-  return {
-    ...mail,
-    text,
-    headers: { ...mail.headers, 'X-Unitwatch-Rejected-Earlier': String(total) },
-  };
-}
-
-/**
- * A 5xx about this message (too big, recipient refused) will never pass; one about our login (535)
- * is an operator's mistake that is fixed without touching the message, so it is retried instead.
+ * A 5xx about this message (too big, recipient refused) or an address sendmail refuses will never
+ * pass; a refused login (535) is an operator's mistake fixed without touching the message, so it is
+ * retried instead (classifyMailFailure in mail-error.ts).
  */
 function isPermanent(error: unknown): error is MailDeliveryError {
-  return error instanceof MailDeliveryError && error.permanent && !isLoginRefused(error);
+  return error instanceof MailDeliveryError && error.kind === 'permanent';
 }
 
-function isLoginRefused(error: unknown): boolean {
-  if (!(error instanceof MailDeliveryError)) return false;
-  const cause = error.cause;
-  return typeof cause === 'object' && cause !== null && 'code' in cause && cause.code === 'EAUTH';
+/** A refused login or a broken sendmail setup: the operator's to fix, retried meanwhile. */
+function isOperatorError(error: unknown): boolean {
+  return error instanceof MailDeliveryError && error.kind === 'operator';
 }
 
 /** Where `name` is or would go in a list sorted by name. */
@@ -618,12 +536,4 @@ function insertSorted<T extends { readonly name: string }>(list: T[], item: T): 
 function removeSorted(list: { readonly name: string }[], name: string): void {
   const index = sortedIndex(list, name);
   if (list[index]?.name === name) list.splice(index, 1);
-}
-
-async function unlinkIfPresent(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
 }

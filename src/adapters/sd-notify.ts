@@ -46,9 +46,11 @@ export class SystemdNotifier {
     if (!this.enabled) return;
     const result = await runCommand([this.#binary, ...args], { timeoutMs: 5000, maxBytes: 4096 });
     if (result.spawnError !== undefined || result.exitCode !== 0) {
+      const reason = result.spawnError ?? (result.stderr.trim() || `exit status ${result.exitCode}`);
+      const what = args[0]?.startsWith('--status=') ? 'STATUS=' : (args[0] ?? '');
       this.#logger.warn(
-        { args, exitCode: result.exitCode, error: result.spawnError ?? result.stderr.trim() },
-        'systemd-notify failed',
+        { args, exitCode: result.exitCode, error: reason },
+        `systemd-notify ${what} failed: ${reason}; systemd did not get it, carrying on`,
       );
     }
   }

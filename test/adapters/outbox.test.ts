@@ -373,7 +373,9 @@ describe('Outbox', () => {
     const carrier = sender.delivered[0];
     expect(carrier?.messageId).toBe(mail(2).messageId);
     expect(carrier?.headers['X-Unitwatch-Rejected-Earlier']).toBe('1');
-    expect(carrier?.text).toContain('1 earlier notification was rejected by the mail server (5xx)');
+    expect(carrier?.text).toContain(
+      '1 earlier notification was refused for good (a 5xx answer, or an address sendmail refused)',
+    );
     expect(carrier?.text).toContain(summary);
     // The report sits above the signature, where mail clients do not fold it away.
     expect(carrier?.text.indexOf(summary ?? '')).toBeLessThan(carrier?.text.indexOf('\n-- \n') ?? 0);
@@ -507,14 +509,184 @@ describe('Outbox', () => {
     await waitFor(() => outbox.pending === 0, 'the delivery');
 
     expect(sender.delivered).toEqual([mail(1)]);
+    const stamp = '20260921T141320000Z';
     expect((await readdir(directory)).sort()).toEqual([
-      '000000000000001-000001-aaaaaaaa.json.corrupt',
-      '000000000000002-000001-bbbbbbbb.json.corrupt',
+      `000000000000001-000001-aaaaaaaa.json.corrupt-${stamp}`,
+      `000000000000002-000001-bbbbbbbb.json.corrupt-${stamp}`,
     ]);
     const errors = log.lines.filter((line) => line.level === 50);
     expect(errors).toHaveLength(2);
-    expect(errors.every((line) => line.msg.startsWith('unreadable outbox entry moved aside'))).toBe(true);
+    expect(errors.every((line) => line.msg.endsWith('the notification in it was not sent'))).toBe(true);
+    expect(errors[0]?.msg).toContain('not valid JSON');
     expect(String(errors[1]?.problem)).toContain('unit');
+  });
+
+  it('issue 11: an outbox that is a regular file is moved aside, the directory recreated, and mail still delivered', async () => {
+    await mkdir(join(root, 'state'), { recursive: true });
+    await writeFile(directory, 'not a directory\n');
+    const outbox = newOutbox();
+    await outbox.start();
+    await outbox.enqueue(mail(1), meta(1));
+    await waitFor(() => outbox.pending === 0, 'the delivery');
+
+    expect(sender.delivered).toEqual([mail(1)]);
+    expect((await stat(directory)).isDirectory()).toBe(true);
+    const aside = (await readdir(join(root, 'state'))).filter((name) => name.startsWith('outbox.corrupt-'));
+    expect(aside).toHaveLength(1);
+    expect(await readFile(join(root, 'state', aside[0] ?? ''), 'utf8')).toBe('not a directory\n');
+    const errors = log.lines.filter((line) => line.level === 50);
+    expect(errors.map((line) => line.msg)).toEqual([
+      `state file ${directory} is unusable (it is not a directory); moved aside to ${aside[0]}, creating an empty outbox directory`,
+    ]);
+  });
+
+  it('load() indexes the directory without sending; knownMessageIds() keeps delivered ones', async () => {
+    const writer = newOutbox();
+    await writer.enqueue(mail(1), meta(1));
+    sender.script(mail(9).subject, 500);
+    const outbox = newOutbox();
+    await outbox.load();
+    await settleIo();
+    expect(sender.attempts).toEqual([]);
+    expect(outbox.pending).toBe(1);
+    expect([...outbox.knownMessageIds()]).toEqual([mail(1).messageId]);
+
+    await outbox.start();
+    await outbox.enqueue(mail(2), meta(2));
+    await waitFor(() => outbox.pending === 0, 'both deliveries');
+    expect(sender.delivered.map((m) => m.messageId)).toEqual([mail(1).messageId, mail(2).messageId]);
+    expect([...outbox.knownMessageIds()].sort()).toEqual([mail(1).messageId, mail(2).messageId]);
+  });
+
+  it('retries a sendmail that keeps failing for its setup (EX_CONFIG) but rejects an unknown user (EX_NOUSER) once', async () => {
+    const failing = (status: number): MailSender => ({
+      send: () =>
+        Promise.reject(
+          new MailDeliveryError(
+            'sendmail /usr/sbin/sendmail',
+            new Error(`Sendmail exited with code ${status}`),
+          ),
+        ),
+    });
+    const nouser = newOutbox({ sender: failing(67), directory: join(root, 'nouser') });
+    await nouser.start();
+    await nouser.enqueue(mail(1), meta(1));
+    await waitFor(() => nouser.rejected === 1, 'the rejection');
+    expect(nouser.pending).toBe(0);
+    expect(clock.armed()).toEqual([]);
+
+    const config = newOutbox({ sender: failing(78), directory: join(root, 'config') });
+    await config.start();
+    await config.enqueue(mail(2), meta(2));
+    await waitFor(() => clock.armed().length === 1, 'the retry timer');
+    expect(config.rejected).toBe(0);
+    expect(config.pending).toBe(1);
+    const lines = log.lines.filter((line) => line.level === 50).map((line) => line.msg);
+    expect(lines.some((msg) => msg.startsWith('notification REJECTED by sendmail, not retrying'))).toBe(true);
+    expect(lines.some((msg) => msg.includes('78 (EX_CONFIG)') && msg.includes('Will retry'))).toBe(true);
+  });
+
+  describe('with a state directory that cannot be written', () => {
+    const breakDisk = async () => {
+      await rm(join(root, 'state'), { recursive: true, force: true });
+      // A file where the directory should be: every write under it fails (ENOTDIR), even as root.
+      await writeFile(join(root, 'state'), '');
+    };
+    const repairDisk = () => rm(join(root, 'state'), { force: true });
+
+    it('sends the mail directly, keeps it in memory, and logs the problem at error once', async () => {
+      const outbox = newOutbox();
+      await outbox.start();
+      await breakDisk();
+      await outbox.enqueue(mail(1), meta(1));
+      await outbox.enqueue(mail(2), meta(2));
+      await waitFor(() => sender.delivered.length === 2, 'both deliveries');
+      await waitFor(() => outbox.pending === 0, 'the index to empty');
+
+      expect(outbox.degraded?.inMemory).toBe(0);
+      expect(outbox.degraded?.reason).toContain('ENOTDIR');
+      const errors = log.lines.filter((line) => line.level === 50);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]?.msg).toContain('mail is sent directly and kept in memory');
+    });
+
+    it('retries a mail the relay refused with the outbox backoff until it is delivered', async () => {
+      const outbox = newOutbox();
+      await outbox.start();
+      await breakDisk();
+      sender.script(mail(1).subject, 'refused', 'refused');
+      await outbox.enqueue(mail(1), meta(1));
+      // Two timers: the retry and the probe of the disk.
+      await waitFor(
+        () => sender.attempts.length === 1 && clock.armed().length === 2,
+        'the first retry timer',
+      );
+      expect(outbox.degraded?.inMemory).toBe(1);
+      clock.advance(4_000);
+      await waitFor(
+        () => sender.attempts.length === 2 && clock.armed().length === 2,
+        'the second retry timer',
+      );
+      clock.advance(8_000);
+      await waitFor(() => outbox.pending === 0, 'the delivery');
+      expect(sender.delivered.map((m) => m.messageId)).toEqual([mail(1).messageId]);
+      expect(sender.attempts.map((a) => a.outcome)).toEqual(['refused', 'refused', 'ok']);
+    });
+
+    it('writes what memory holds back to the outbox once the disk takes writes again', async () => {
+      const outbox = newOutbox();
+      await outbox.start();
+      await breakDisk();
+      sender.script(mail(1).subject, 'refused');
+      await outbox.enqueue(mail(1), meta(1));
+      await waitFor(
+        () => sender.attempts.length === 1 && clock.armed().length === 2,
+        'the retry and the probe',
+      );
+      await repairDisk();
+      clock.advance(30_000); // the probe; the retry, due after 2–4 s, is also let through
+      await waitFor(() => outbox.degraded === undefined, 'the recovery');
+      await waitFor(() => outbox.pending === 0, 'the delivery');
+      expect(sender.delivered.map((m) => m.messageId)).toEqual([mail(1).messageId]);
+      expect(log.lines.some((line) => line.level === 40 && line.msg.includes('takes writes again'))).toBe(
+        true,
+      );
+    });
+
+    it('writes a held mail to disk at recovery, where the next start finds it', async () => {
+      const outbox = newOutbox();
+      await outbox.start();
+      await breakDisk();
+      sender.script(mail(1).subject, 'refused', 'refused', 'refused');
+      await outbox.enqueue(mail(1), meta(1));
+      await waitFor(() => sender.attempts.length === 1, 'the first attempt');
+      await repairDisk();
+      clock.advance(1_000);
+      await outbox.enqueue(mail(2), meta(2)); // a write that succeeds starts the flush at once
+      await waitFor(() => outbox.degraded === undefined, 'the recovery');
+      expect((await entryFiles(directory)).length).toBe(2);
+      const entries = await Promise.all(
+        (await entryFiles(directory)).map((name) => readEntry(directory, name)),
+      );
+      expect(entries.map((entry) => (entry.mail as { messageId: string }).messageId).sort()).toEqual(
+        [mail(1).messageId, mail(2).messageId].sort(),
+      );
+    });
+
+    it('drops the oldest beyond its bound and logs at error what was lost', async () => {
+      const outbox = newOutbox({ memoryCapacity: 2 });
+      await outbox.start();
+      await breakDisk();
+      for (const n of [1, 2, 3]) sender.script(mail(n).subject, 'refused', 'refused');
+      for (const n of [1, 2, 3]) await outbox.enqueue(mail(n), meta(n));
+      await settleIo();
+      expect(outbox.pending).toBe(2);
+      expect(outbox.degraded?.inMemory).toBe(2);
+      const lost = log.lines.filter((line) => line.level === 50 && line.msg.startsWith('notification LOST'));
+      expect(lost).toHaveLength(1);
+      expect(lost[0]?.msg).toContain(mail(1).subject);
+      expect(lost[0]?.messageId).toBe(mail(1).messageId);
+    });
   });
 
   it('keeps only an index in memory and reads each mail from disk when its turn comes', async () => {
