@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../harness/smtp-sink.js';
 import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
 import { ENV_FILE, installUnitwatch, startUnitwatch } from '../harness/unitwatch-service.js';
 
@@ -10,6 +13,7 @@ const skip = integrationSkipReason();
 const USER = 'alerts';
 const PASSWORD = 'correct horse battery staple';
 const CREDENTIAL_SOURCE = '/etc/unitwatch/smtp-password';
+const RELAY_CA = '/etc/unitwatch/relay-ca.pem';
 
 interface AuthedMail {
   readonly user: string | undefined;
@@ -17,17 +21,18 @@ interface AuthedMail {
 }
 
 /**
- * A loopback SMTP server that takes mail only after AUTH with the one right password, and keeps
- * who sent each message. (TODO for the lead: once UNITWATCH_SMTP_CA_FILE exists, serve TLS with a
- * throw-away certificate and drop allowInsecureAuth, since STARTTLS becomes required with a user.)
+ * A loopback SMTP server that offers STARTTLS with a throw-away certificate (a user in the URL makes
+ * unitwatch require it), takes mail only after AUTH with the one right password, and keeps who sent
+ * each message.
  */
 class AuthSink {
   readonly mails: AuthedMail[] = [];
   readonly attempts: { user: string; passwordMatched: boolean }[] = [];
+  readonly certificate = selfSignedCertificate(mkdtempSync(join(tmpdir(), 'unitwatch-relay-')));
   readonly #server = new SMTPServer({
     authOptional: false,
-    allowInsecureAuth: true,
-    disabledCommands: ['STARTTLS'],
+    key: this.certificate.key,
+    cert: this.certificate.cert,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
     onAuth: (auth, _session, callback) => {
@@ -89,9 +94,14 @@ describe.skipIf(skip !== undefined)('the SMTP password as a systemd credential (
     await smtp.start();
     instance = await SystemdInstance.boot();
     await instance.writeFile(CREDENTIAL_SOURCE, `${PASSWORD}\n`, '0600');
+    await instance.writeFile(RELAY_CA, smtp.certificate.cert, '0644');
     await installUnitwatch(
       instance,
-      { UNITWATCH_TO: 'ops@example.org', UNITWATCH_SMTP_URL: `smtp://${USER}@127.0.0.1:${smtp.port}` },
+      {
+        UNITWATCH_TO: 'ops@example.org',
+        UNITWATCH_SMTP_URL: `smtp://${USER}@127.0.0.1:${smtp.port}`,
+        UNITWATCH_SMTP_CA_FILE: RELAY_CA,
+      },
       { LoadCredential: [`smtp-password:${CREDENTIAL_SOURCE}`] },
     );
     await startUnitwatch(instance);

@@ -211,5 +211,23 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
       ENV_FILE,
     ]);
     expect(JSON.parse(json.stdout)).toMatchObject({ exitCode: 1, heldFailures: 4, cap: { used: 2, max: 2 } });
+
+    // SIGHUP with failures held: not a reload, not a stop; nothing held is lost.
+    const pid = await instance.property('unitwatch.service', 'MainPID');
+    await instance.systemctl('kill', '--signal=HUP', 'unitwatch.service');
+    const deadline = Date.now() + WAIT_MS;
+    while (!(await instance.journal('-u', 'unitwatch.service', '-o', 'cat')).includes('SIGHUP received')) {
+      if (Date.now() > deadline) throw new Error('no SIGHUP line');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(await instance.property('unitwatch.service', 'MainPID')).toBe(pid);
+    const afterHup = await instance.exec([
+      process.execPath,
+      `${repoRoot}dist/cli.js`,
+      'status',
+      '--env-file',
+      ENV_FILE,
+    ]);
+    expect(afterHup.stdout).toContain('Open incidents: 6, 4 failures held for a later mail');
   });
 });

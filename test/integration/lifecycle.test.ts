@@ -14,8 +14,20 @@ describe.skipIf(skip !== undefined)('unitwatch lifecycle in a real systemd', () 
   const smtp = new SmtpSink();
 
   /** The unit's journal, one entry a line; tests slice off what came before their action. */
+  /** The unit's journal, each line as `PRIORITY MESSAGE` (3 is err, 4 warning, 6 info). */
   async function journalLines(): Promise<string[]> {
-    return (await instance.journal('-u', 'unitwatch.service', '-o', 'cat')).split('\n');
+    const json = await instance.journal(
+      '-u',
+      'unitwatch.service',
+      '-o',
+      'json',
+      '--output-fields=PRIORITY,MESSAGE',
+    );
+    return json
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { PRIORITY?: string; MESSAGE?: unknown })
+      .map((entry) => `${entry.PRIORITY ?? '?'} ${typeof entry.MESSAGE === 'string' ? entry.MESSAGE : ''}`);
   }
 
   async function waitForProperty(
@@ -39,14 +51,14 @@ describe.skipIf(skip !== undefined)('unitwatch lifecycle in a real systemd', () 
 
   afterAll(() => shutDown(instance, smtp));
 
-  it('starts over a truncated reported.json and an outbox that is a regular file, says so, and still mails a failure', {
+  it('starts over a truncated reported.json and state.json and an outbox that is a regular file, says so, and still mails a failure', {
     timeout: 90_000,
   }, async () => {
     await instance.systemctl('stop', 'unitwatch.service');
     await instance.run([
       'sh',
       '-c',
-      `printf '["truncated.service|' > ${STATE}/reported.json && rm -rf ${STATE}/outbox && echo oops > ${STATE}/outbox`,
+      `printf '["truncated.service|' > ${STATE}/reported.json && rm -rf ${STATE}/outbox && echo oops > ${STATE}/outbox && printf '{"version":1,"gener' > ${STATE}/state.json`,
     ]);
     const before = (await journalLines()).length;
     await startUnitwatch(instance);
@@ -60,12 +72,17 @@ describe.skipIf(skip !== undefined)('unitwatch lifecycle in a real systemd', () 
     await smtp.waitForMailAbout('after-corrupt.service', 30_000);
 
     const lines = (await journalLines()).slice(before);
-    const errors = lines.filter((line) => line.includes('"level":50'));
+    const errors = lines.filter((line) => line.startsWith('3 '));
     expect(
       errors.some((line) => line.includes(`state file ${STATE}/reported.json is unusable (not valid JSON`)),
     ).toBe(true);
     expect(
       errors.some((line) => line.includes(`state file ${STATE}/outbox is unusable (it is not a directory)`)),
+    ).toBe(true);
+    expect(
+      errors.some((line) =>
+        line.includes(`${STATE}/state.json is not a unitwatch state snapshot; moved aside`),
+      ),
     ).toBe(true);
     expect(await instance.property('unitwatch.service', 'NRestarts')).toBe('0');
     const listing = await instance.run(['ls', '-A', STATE]);
