@@ -215,9 +215,9 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     // SIGHUP with failures held: not a reload, not a stop; nothing held is lost.
     const pid = await instance.property('unitwatch.service', 'MainPID');
     await instance.systemctl('kill', '--signal=HUP', 'unitwatch.service');
-    const deadline = Date.now() + WAIT_MS;
+    const hupDeadline = Date.now() + WAIT_MS;
     while (!(await instance.journal('-u', 'unitwatch.service', '-o', 'cat')).includes('SIGHUP received')) {
-      if (Date.now() > deadline) throw new Error('no SIGHUP line');
+      if (Date.now() > hupDeadline) throw new Error('no SIGHUP line');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(await instance.property('unitwatch.service', 'MainPID')).toBe(pid);
