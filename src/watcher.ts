@@ -344,7 +344,7 @@ export class FailureWatcher {
     } else if (this.#policy.awaitsRecovery(unit) && change.activeState === 'inactive') {
       // Stopped while running, or while waiting to restart after a crash: the end of the incident,
       // but not a recovery.
-      this.#track(this.#checkStopped(change));
+      this.#track(this.#confirmEnd(change, (facts) => facts.activeState === 'inactive', 'stopped'));
     }
   }
 
@@ -418,20 +418,34 @@ export class FailureWatcher {
     }
   }
 
-  async #checkStopped(change: UnitChange): Promise<void> {
+  /**
+   * An incident may be ending (up again, a run succeeded, stopped by hand): the policy hears of it
+   * only once the facts read back confirm it.
+   */
+  async #confirmEnd(
+    change: UnitChange,
+    confirmed: (facts: UnitFacts) => boolean,
+    ending: 'recovered' | 'stopped',
+  ): Promise<void> {
     const facts = await this.#readFacts(change);
-    if (facts?.activeState !== 'inactive') return;
-    this.#policy.stopped(change.unit, this.#deps.now());
+    if (facts === undefined || !confirmed(facts)) return;
+    if (ending === 'recovered') this.#policy.recovered(change.unit, this.#deps.now());
+    else this.#policy.stopped(change.unit, this.#deps.now());
     this.#schedule();
     await this.#commit([]);
   }
 
-  async #checkRecovered(change: UnitChange): Promise<void> {
-    const facts = await this.#readFacts(change);
-    if (facts?.activeState !== 'active') return;
-    this.#policy.recovered(change.unit, this.#deps.now());
-    this.#schedule();
-    await this.#commit([]);
+  #checkRecovered(change: UnitChange): Promise<void> {
+    return this.#confirmEnd(change, (facts) => facts.activeState === 'active', 'recovered');
+  }
+
+  /** A oneshot or timer job's next run succeeded: for such units that is the recovery. */
+  #checkFinishedRun(change: UnitChange): Promise<void> {
+    return this.#confirmEnd(
+      change,
+      (facts) => facts.activeState === 'inactive' && facts.result === 'success',
+      'recovered',
+    );
   }
 
   async #handleFailure(
@@ -533,14 +547,6 @@ export class FailureWatcher {
       }
       this.#stateProblem = (error as NodeJS.ErrnoException).code ?? String(error);
     }
-  }
-
-  async #checkFinishedRun(change: UnitChange): Promise<void> {
-    const facts = await this.#readFacts(change);
-    if (facts === undefined || facts.activeState !== 'inactive' || facts.result !== 'success') return;
-    this.#policy.recovered(change.unit, this.#deps.now());
-    this.#schedule();
-    await this.#commit([]);
   }
 
   /** One timer for the policy's next deadline; none when nothing waits, so idle means no wake-ups. */

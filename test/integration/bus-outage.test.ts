@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpSink } from '../harness/smtp-sink.js';
 import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
 import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
+import { waitUntil } from '../harness/wait.js';
 
 const skip = integrationSkipReason();
 const WAIT_MS = 45_000;
@@ -17,14 +18,6 @@ function eventsAbout(smtp: SmtpSink, unit: string): string[] {
 describe.skipIf(skip !== undefined)('transitions during a bus outage in a real systemd', () => {
   let instance: SystemdInstance;
   const smtp = new SmtpSink();
-
-  async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + WAIT_MS;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
 
   beforeAll(async () => {
     instance = await bootWithUnitwatch(smtp, {
@@ -57,16 +50,23 @@ describe.skipIf(skip !== undefined)('transitions during a bus outage in a real s
     await instance.exec(['systemctl', 'start', 'comeback.service']);
     await smtp.waitForMailAbout('comeback.service', WAIT_MS);
     // Everything unitwatch has to learn about crasher.service before the outage: its restart count.
-    await waitFor('unitwatch to be idle', async () =>
-      (await instance.journal('-u', 'unitwatch.service', '-o', 'cat')).includes('comeback.service'),
+    await waitUntil(
+      'unitwatch to log the failure of comeback.service',
+      async () =>
+        (await instance.journal('-u', 'unitwatch.service', '-o', 'cat')).includes('comeback.service'),
+      WAIT_MS,
     );
 
     await instance.systemctl('stop', 'dbus.socket', 'dbus.service');
     await instance.run(['touch', '/run/crash-now']);
-    await waitFor('crasher.service to be restarted', async () => {
-      const restarts = Number(await instance.property('crasher.service', 'NRestarts'));
-      return restarts >= 1 && (await instance.property('crasher.service', 'ActiveState')) === 'active';
-    });
+    await waitUntil(
+      'crasher.service to be restarted',
+      async () => {
+        const restarts = Number(await instance.property('crasher.service', 'NRestarts'));
+        return restarts >= 1 && (await instance.property('crasher.service', 'ActiveState')) === 'active';
+      },
+      WAIT_MS,
+    );
     await instance.run(['rm', '/run/comeback-fails']);
     await instance.systemctl('start', 'comeback.service');
     await instance.systemctl('start', 'dbus.socket', 'dbus.service');

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
 import { integrationSkipReason, repoRoot, type SystemdInstance } from '../harness/systemd-instance.js';
 import { bootWithUnitwatch, ENV_FILE, shutDown } from '../harness/unitwatch-service.js';
+import { waitUntil } from '../harness/wait.js';
 
 const skip = integrationSkipReason();
 const WAIT_MS = 40_000;
@@ -20,27 +21,28 @@ function failureMails(smtp: SmtpSink): ReceivedMail[] {
 async function killAndWaitForRestart(instance: SystemdInstance): Promise<void> {
   const before = await instance.property('unitwatch.service', 'MainPID');
   await instance.systemctl('kill', '--signal=KILL', 'unitwatch.service');
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const pid = await instance.property('unitwatch.service', 'MainPID');
-    const state = await instance.property('unitwatch.service', 'ActiveState');
-    if (state === 'active' && pid !== before && pid !== '0') return;
-    if (Date.now() > deadline) throw new Error(`unitwatch not running again after kill -9: ${state}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntil(
+    'unitwatch running again after kill -9',
+    async () => {
+      const pid = await instance.property('unitwatch.service', 'MainPID');
+      const state = await instance.property('unitwatch.service', 'ActiveState');
+      return state === 'active' && pid !== before && pid !== '0';
+    },
+    30_000,
+  );
 }
 
 async function heldLines(instance: SystemdInstance): Promise<number> {
-  const log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
+  const log = await journalOf(instance);
   return log.split('\n').filter((line) => line.includes('mail held back by the rate limit')).length;
 }
 
-async function waitForHeld(instance: SystemdInstance, count: number): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while ((await heldLines(instance)) < count) {
-    if (Date.now() > deadline) throw new Error(`fewer than ${count} failures held back`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+function waitForHeld(instance: SystemdInstance, count: number): Promise<void> {
+  return waitUntil(`${count} failures held back`, async () => (await heldLines(instance)) >= count, WAIT_MS);
+}
+
+function journalOf(instance: SystemdInstance): Promise<string> {
+  return instance.journal('-u', 'unitwatch.service', '-o', 'cat');
 }
 
 /**
@@ -171,13 +173,12 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     }
     await waitForHeld(instance, 3);
     await killAndWaitForRestart(instance);
-    const deadline = Date.now() + WAIT_MS;
-    let log = '';
-    while (!/resumed \d+ open incidents? with 3 failures held back/.test(log)) {
-      if (Date.now() > deadline) throw new Error(`no resume line in:\n${log}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      log = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
-    }
+    await waitUntil(
+      'the resume line',
+      async () => /resumed \d+ open incidents? with 3 failures held back/.test(await journalOf(instance)),
+      WAIT_MS,
+    );
+    const log = await journalOf(instance);
     // The catch-up after the restart found the three still failed and did not count them again.
     const after = log.slice(log.lastIndexOf('resumed'));
     expect(after).not.toMatch(/over\d\.service.*(due now|held back)/);
@@ -215,11 +216,11 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     // SIGHUP with failures held: not a reload, not a stop; nothing held is lost.
     const pid = await instance.property('unitwatch.service', 'MainPID');
     await instance.systemctl('kill', '--signal=HUP', 'unitwatch.service');
-    const hupDeadline = Date.now() + WAIT_MS;
-    while (!(await instance.journal('-u', 'unitwatch.service', '-o', 'cat')).includes('SIGHUP received')) {
-      if (Date.now() > hupDeadline) throw new Error('no SIGHUP line');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(
+      'the SIGHUP line',
+      async () => (await journalOf(instance)).includes('SIGHUP received'),
+      WAIT_MS,
+    );
     expect(await instance.property('unitwatch.service', 'MainPID')).toBe(pid);
     const afterHup = await instance.exec([
       process.execPath,
