@@ -120,7 +120,10 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
     .filter((mail) =>
       /(^|[\s●])forged\d+\.service/m.test(`${mail.parsed.subject ?? ''}\n${mail.parsed.text ?? ''}`),
     );
+  // STATUS= is refreshed every 2 s: read it once that has surely happened since the flood.
+  await sleep(3000);
   const status = await instance.property('unitwatch.service', 'StatusText');
+  const dropped = Number(/(\d+) forged signals dropped/.exec(status)?.[1] ?? 0);
   return {
     signals: FORGED,
     mails: forgedMails.length,
@@ -128,6 +131,8 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
     rssAfterKb: rssAfter,
     rssGrowthKb: rssAfter - rssBefore,
     idleAfterLastSignalMs: Math.max(0, idleAtMs - lastSignalMs),
+    /** As unitwatch counted them: fewer than sent means dbus-daemon did not deliver them all. */
+    dropped,
     status,
   };
 }
