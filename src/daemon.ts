@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { gatherDiagnosis } from './adapters/diagnosis.js';
+import { gatherDiagnosis, gatherJournals, refreshJournal } from './adapters/diagnosis.js';
 import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
@@ -154,6 +154,11 @@ export class Daemon {
     await outbox.start();
     this.#checkpoint();
     const ownUnit = await readOwnUnit();
+    const diagnosisOptions = {
+      statusLines: config.statusLines,
+      timeoutMs: config.commandTimeoutMs,
+      maxBytes: config.outputLimitBytes,
+    };
     const watcher = new FailureWatcher({
       config,
       logger,
@@ -161,12 +166,10 @@ export class Daemon {
         readFacts: (unit, path) => this.#requireBus().readFacts(unit, path),
         readRestarts: (path) => this.#requireBus().readRestarts(path),
       },
-      gather: (unit, invocationId) =>
-        gatherDiagnosis(unit, invocationId, {
-          statusLines: config.statusLines,
-          timeoutMs: config.commandTimeoutMs,
-          maxBytes: config.outputLimitBytes,
-        }),
+      gather: (unit, invocationId) => gatherDiagnosis(unit, invocationId, diagnosisOptions),
+      refreshJournal: (diagnosis, invocationId) => refreshJournal(diagnosis, invocationId, diagnosisOptions),
+      gatherJournals: (entries) =>
+        gatherJournals(entries, { timeoutMs: config.commandTimeoutMs, maxBytes: config.outputLimitBytes }),
       // A full or read-only state directory does not cost the notification: the outbox then sends it
       // directly and keeps it in memory, retried with the same backoff, until the disk takes it again.
       deliver: (composed, meta) => outbox.enqueue(composed, meta),

@@ -67,6 +67,12 @@ export interface WatcherDependencies {
   readonly logger: Logger;
   readonly units: UnitSource;
   readonly gather: (unit: string, invocationId: string) => Promise<Diagnosis>;
+  /** Reads the invocation's journal again after a settle wait, keeping the status; gather anew if absent. */
+  readonly refreshJournal?: (diagnosis: Diagnosis, invocationId: string) => Promise<Diagnosis>;
+  /** The last journal lines of every unit of a digest, in one read; a digest without them if absent. */
+  readonly gatherJournals?: (
+    entries: readonly { unit: string; invocationId: string }[],
+  ) => Promise<ReadonlyMap<string, readonly string[]>>;
   /** Hands a composed mail over for delivery; resolves once it is durably queued. */
   readonly deliver: (mail: ComposedMail, meta: MailMeta) => Promise<void>;
   readonly state: StateStore;
@@ -580,6 +586,8 @@ export class FailureWatcher {
       messageId: item.thread.messageId,
       inReplyTo: item.thread.inReplyTo,
       references: item.thread.references,
+      // What else is down, as systemd last said: every mail read alone tells the host's state.
+      failingNow: this.#failingNow(),
     };
     let mail: ComposedMail;
     let units: string[];
@@ -600,15 +608,21 @@ export class FailureWatcher {
       });
       units = [report.unit];
     } else if (item.type === 'digest') {
-      const entries: DigestEntry[] = item.reports.map((report) => ({
-        failure: { kind: report.latest.kind, facts: report.latest.facts, observedAtMs: report.latest.atMs },
-        count: report.count,
-        critical: report.latest.critical,
-      }));
+      // One journal read for every unit of the digest, not one process per unit.
+      const journals = await this.#digestJournals(item.reports.map((report) => report.latest.facts));
+      const entries: DigestEntry[] = item.reports.map((report) => {
+        const journal = journals.get(report.unit);
+        return {
+          failure: { kind: report.latest.kind, facts: report.latest.facts, observedAtMs: report.latest.atMs },
+          count: report.count,
+          critical: report.latest.critical,
+          ...(journal === undefined ? {} : { journal }),
+        };
+      });
       mail = composeDigestMail(entries, { ...base, notes: item.notes });
       units = item.reports.map((report) => report.unit);
     } else {
-      mail = composeRecoveryMail({ units: item.units, atMs: item.atMs, notes: item.notes }, base);
+      mail = composeRecoveryMail({ units: item.units, atMs: item.atMs }, { ...base, notes: item.notes });
       units = item.units.map((entry) => entry.unit);
     }
     if (await this.#deliver(mail, units)) {
@@ -630,11 +644,32 @@ export class FailureWatcher {
     return this.#diagnoses.run(async () => {
       const first = await this.#deps.gather(facts.unit, facts.invocationId);
       // systemd logs "Failed with result" after the unit's own last lines; until the journal shows it,
-      // journald may not have stored what the unit wrote before it died: wait once, then ask again.
-      if (first.status.text.includes('Failed with result')) return first;
+      // journald may not have stored what the unit wrote before it died: wait once, then read the
+      // journal again (only the journal: the status is one fork less).
+      if (first.settled === true || first.status.text.includes('Failed with result')) return first;
       await this.#deps.sleep(this.#deps.config.journalSettleMs);
-      return this.#deps.gather(facts.unit, facts.invocationId);
+      const refresh = this.#deps.refreshJournal;
+      return refresh === undefined
+        ? this.#deps.gather(facts.unit, facts.invocationId)
+        : refresh(first, facts.invocationId);
     });
+  }
+
+  async #digestJournals(facts: readonly UnitFacts[]): Promise<ReadonlyMap<string, readonly string[]>> {
+    const gather = this.#deps.gatherJournals;
+    if (gather === undefined) return new Map();
+    return this.#diagnoses.run(() =>
+      gather(facts.map((entry) => ({ unit: entry.unit, invocationId: entry.invocationId }))),
+    );
+  }
+
+  /** Watched units failed now, critical ones first. */
+  #failingNow(): string[] {
+    const failed = this.#tracker.failedUnits();
+    return [
+      ...failed.filter((unit) => isCritical(unit, this.#filter)),
+      ...failed.filter((unit) => !isCritical(unit, this.#filter)),
+    ];
   }
 
   /** True once the mail is durably queued; false leaves it in the state for the next start. */

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import type { Failure, UnitFacts } from './failure.js';
-import { cleanBodyText, cleanLine, shellQuote } from './text.js';
+import { bodyText, inlineText, shellQuote } from './text.js';
 
 /** What one diagnostic command produced, already decoded and capped by the adapter that ran it. */
 export interface CommandOutput {
@@ -17,6 +17,14 @@ export interface Diagnosis {
   readonly status: CommandOutput;
   /** The failed invocation's own journal lines; undefined when there was no invocation to ask for. */
   readonly journal: CommandOutput | undefined;
+  /**
+   * True when the journal already holds systemd's own closing line for the invocation ("Failed with
+   * result", "Main process exited", …), so the unit's last lines are stored too. Undefined when the
+   * gatherer cannot tell (older callers): treat as not settled.
+   */
+  readonly settled?: boolean;
+  /** The last line the unit itself wrote before it stopped (not systemd's), shown right under the headline. */
+  readonly lastWords?: string | undefined;
 }
 
 export interface ComposedMail {
@@ -41,12 +49,42 @@ export interface CompositionContext {
   readonly critical?: boolean;
   /** Policy remarks the reader must see (cap reached, …). */
   readonly notes?: readonly string[];
+  /**
+   * Units failing on the host as the mail is composed (a short list, most important first), for the
+   * closing "Also failing" / "Still failing" line. Undefined: the line is left out.
+   */
+  readonly failingNow?: readonly string[];
 }
 
 /** Marks every mail as sent by a machine, so vacation replies and auto-responders leave it alone. */
 const AUTOMATED = { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' } as const;
 
 /** Threading and priority headers shared by every kind of mail. */
+/** `1 failure`, `2 failures`. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** `a`, `a and b`, `a, b and c`; with `more` left out: `a, b and 5 more`. */
+export function listWords(words: readonly string[], more = 0): string {
+  const parts = more > 0 ? [...words, `${more} more`] : [...words];
+  if (parts.length <= 1) return parts.join('');
+  return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
+}
+
+/** systemd's UNIT_NAME_MAX is 256 with the NUL: a longer name is not one systemctl would accept. */
+const UNIT_NAME_MAX = 255;
+
+/** An invocation id as systemd writes it; anything else is not put into a command or a header. */
+function validInvocation(id: string): string {
+  return /^[0-9a-f]{32}$/.test(id) ? id : '';
+}
+
+/** The journal of one invocation, as an operator would type it. */
+export function invocationJournalCommand(invocationId: string): string {
+  return `journalctl _SYSTEMD_INVOCATION_ID=${invocationId} + INVOCATION_ID=${invocationId}`;
+}
+
 function contextHeaders(context: CompositionContext): Record<string, string> {
   const headers: Record<string, string> = {};
   if (context.inReplyTo !== undefined) headers['In-Reply-To'] = context.inReplyTo;
@@ -88,16 +126,23 @@ function failedAtMs(facts: UnitFacts, observedAtMs: number): number {
     : observedAtMs;
 }
 
+/** Result and exit in a few words: `exit-code, exited with status 1`. */
+function resultWords(facts: UnitFacts): string {
+  const result = inlineText(facts.result || facts.subState, 60);
+  const exit = describeExit(facts);
+  return exit === undefined ? result : `${result}, ${exit}`;
+}
+
 function headline(failure: Failure, hostname: string, count: number): string {
   const { facts } = failure;
-  const unit = cleanLine(facts.unit);
-  const result = cleanLine(facts.result || facts.subState);
+  const unit = inlineText(facts.unit);
+  const result = inlineText(facts.result || facts.subState, 60);
   const repeated = count > 1 ? `, ${count} times` : '';
   if (failure.kind === 'crash-restart') {
     return `${unit} crashed on ${hostname} (${result})${repeated}, restarting`;
   }
   if (failure.kind === 'stopped')
-    return `${unit} is not active on ${hostname} (${cleanLine(facts.activeState)})`;
+    return `${unit} is not active on ${hostname} (${inlineText(facts.activeState, 60)})`;
   return `${unit} failed on ${hostname} (${result})${repeated}`;
 }
 
@@ -113,43 +158,87 @@ export function journalAddsLines(status: string, journal: string): boolean {
 }
 
 function section(title: string, output: CommandOutput): string {
-  const parts = [`── ${title}: ${output.command}`];
-  if (output.problem !== undefined) parts.push(`(${cleanLine(output.problem, 500)})`);
-  const text = cleanBodyText(output.text).replace(/\n+$/, '');
+  const parts = [`── ${title}: ${inlineText(output.command, 500)}`];
+  if (output.problem !== undefined) parts.push(`(${inlineText(output.problem, 500)})`);
+  const text = bodyText(output.text).replace(/\n+$/, '');
   if (text !== '') parts.push(text);
   if (output.truncatedBytes > 0)
     parts.push(`[… ${output.truncatedBytes} more bytes cut by UNITWATCH_OUTPUT_LIMIT]`);
   return parts.join('\n');
 }
 
+/** Policy remarks are ours, but may quote a unit: shown as body text, never raw. */
+function noteBlocks(context: CompositionContext): string[] {
+  return (context.notes ?? []).map((note) => bodyText(note));
+}
+
+/** Names shown in the closing "Also failing" line; the rest are counted. */
+export const FAILING_NOW_SHOWN = 10;
+
+/**
+ * The closing line on what else is down on the host, or undefined when the caller gave no list.
+ * Units the mail is about are not repeated.
+ */
+function failingNowLine(
+  context: CompositionContext,
+  hostname: string,
+  about: readonly string[],
+  lead: 'Also failing' | 'Still failing',
+): string | undefined {
+  if (context.failingNow === undefined) return undefined;
+  const skip = new Set(about);
+  const others = [...new Set(context.failingNow)].filter((unit) => !skip.has(unit));
+  if (others.length === 0) return `Nothing else is failing on ${hostname}.`;
+  const shown = others.slice(0, FAILING_NOW_SHOWN).map((unit) => inlineText(unit, 80));
+  return `${lead} on ${hostname}: ${listWords(shown, others.length - shown.length)}.`;
+}
+
+/** Commands to copy; a unit name too long for systemd is not put into a command at all. */
+function investigateCommands(unit: string, invocationId: string): string[] {
+  if (unit.length > UNIT_NAME_MAX) {
+    return [
+      `systemctl list-units --failed   # the unit name is ${unit.length} characters, too long to show here`,
+    ];
+  }
+  const quoted = shellQuote(unit);
+  return [
+    `systemctl status --full -- ${quoted}`,
+    invocationId === '' ? `journalctl -b -u ${quoted}` : invocationJournalCommand(invocationId),
+    `systemctl reset-failed -- ${quoted}   # once handled`,
+  ];
+}
+
+function investigateBlock(commands: readonly string[]): string {
+  return `Investigate:\n${commands.map((command) => `  ${command}`).join('\n')}`;
+}
+
+const SIGNATURE = '-- \nunitwatch';
+
+/**
+ * One failure: the first line says what broke and where, the next what it last said, then the facts,
+ * `systemctl status`, the invocation's journal, what else is failing, and last the commands to type.
+ */
 export function composeFailureMail(
   failure: Failure,
   diagnosis: Diagnosis,
   context: CompositionContext,
 ): ComposedMail {
   const { facts } = failure;
-  const hostname = cleanLine(context.hostname);
-  const unit = cleanLine(facts.unit);
-  const quotedUnit = shellQuote(facts.unit);
+  const hostname = inlineText(context.hostname);
+  const unit = inlineText(facts.unit);
+  const invocationId = validInvocation(facts.invocationId);
   const exit = describeExit(facts);
   const failedAt = failedAtMs(facts, failure.observedAtMs);
 
   const summary: [string, string | undefined][] = [
-    ['Unit', facts.description === '' ? unit : `${unit} (${cleanLine(facts.description)})`],
+    ['Unit', facts.description === '' ? unit : `${unit} (${inlineText(facts.description)})`],
     ['Host', hostname],
-    ['Result', cleanLine(facts.result || facts.subState)],
+    ['Result', inlineText(facts.result || facts.subState, 60)],
     ['Exit', exit],
     ['Time', formatTimestamp(failedAt)],
     ['Restarts', facts.restarts === undefined ? undefined : String(facts.restarts)],
-    ['Invocation', facts.invocationId === '' ? undefined : facts.invocationId],
-    ['Unit file', facts.fragmentPath === '' ? undefined : cleanLine(facts.fragmentPath, 500)],
-  ];
-  const investigate = [
-    `systemctl status --full -- ${quotedUnit}`,
-    facts.invocationId === ''
-      ? `journalctl -b -u ${quotedUnit}`
-      : `journalctl _SYSTEMD_INVOCATION_ID=${facts.invocationId} + INVOCATION_ID=${facts.invocationId}`,
-    `systemctl reset-failed -- ${quotedUnit}   # once handled`,
+    ['Invocation', facts.invocationId === '' ? undefined : inlineText(facts.invocationId, 64)],
+    ['Unit file', facts.fragmentPath === '' ? undefined : inlineText(facts.fragmentPath, 500)],
   ];
 
   const count = context.count ?? 1;
@@ -158,6 +247,10 @@ export function composeFailureMail(
     failed: `${unit} failed on ${hostname}.`,
     stopped: `${unit} is a critical unit (UNITWATCH_CRITICAL) and is no longer active on ${hostname}.`,
   };
+  const opening = [leads[failure.kind]];
+  if (diagnosis.lastWords !== undefined && diagnosis.lastWords.trim() !== '') {
+    opening.push(`It said: ${inlineText(diagnosis.lastWords, 300)}`);
+  }
   const repeats =
     count > 1
       ? [
@@ -166,14 +259,13 @@ export function composeFailureMail(
         ]
       : [];
   const blocks = [
-    ...(context.notes ?? []),
-    leads[failure.kind],
+    opening.join('\n'),
+    ...noteBlocks(context),
     ...repeats,
     summary
       .filter((row): row is [string, string] => row[1] !== undefined)
       .map(([label, value]) => `  ${`${label}:`.padEnd(12)}${value}`)
       .join('\n'),
-    `Investigate:\n${investigate.map((command) => `  ${command}`).join('\n')}`,
     section('status', diagnosis.status),
   ];
   const journal = diagnosis.journal;
@@ -183,7 +275,9 @@ export function composeFailureMail(
   ) {
     blocks.push(section('journal of this invocation', journal));
   }
-  blocks.push('-- \nunitwatch');
+  const failing = failingNowLine(context, hostname, [facts.unit], 'Also failing');
+  if (failing !== undefined) blocks.push(failing);
+  blocks.push(investigateBlock(investigateCommands(facts.unit, invocationId)), SIGNATURE);
 
   return {
     subject: `[unitwatch] ${headline(failure, hostname, count)}`,
@@ -194,7 +288,7 @@ export function composeFailureMail(
       'X-Unitwatch-Host': hostname,
       'X-Unitwatch-Event': failure.kind,
       'X-Unitwatch-Failures': String(count),
-      ...(facts.invocationId === '' ? {} : { 'X-Unitwatch-Invocation': facts.invocationId }),
+      ...(invocationId === '' ? {} : { 'X-Unitwatch-Invocation': invocationId }),
       ...contextHeaders(context),
     },
     messageId: context.messageId,
@@ -205,65 +299,196 @@ export interface DigestEntry {
   readonly failure: Failure;
   readonly count: number;
   readonly critical: boolean;
+  /**
+   * The last journal lines of the failed invocation (from `gatherJournals`), oldest first; undefined
+   * when they were not gathered, empty when the journal had none.
+   */
+  readonly journal?: readonly string[];
 }
 
 /**
  * The head of `systemctl status` rebuilt from the properties already read over D-Bus: in a storm,
- * forking `systemctl` once per unit would cost more than everything else together.
+ * forking `systemctl` once per unit would cost more than everything else together. Every field is
+ * one line: a Description with line breaks cannot add a line of its own.
  */
 export function statusHeadFromFacts(facts: UnitFacts, observedAtMs: number): string {
   const sinceMs = failedAtMs(facts, observedAtMs);
-  const result = facts.result === '' ? '' : ` (Result: ${facts.result})`;
+  const unit = inlineText(facts.unit);
+  const description = inlineText(facts.description);
+  const active = inlineText(facts.activeState, 40);
+  const sub = inlineText(facts.subState, 40);
+  const result = facts.result === '' ? '' : ` (Result: ${inlineText(facts.result, 60)})`;
   const lines = [
-    `${facts.activeState === 'failed' ? '×' : '●'} ${facts.unit}${facts.description === '' ? '' : ` - ${facts.description}`}`,
-    `     Active: ${facts.activeState}${facts.subState === facts.activeState ? '' : ` (${facts.subState})`}${result} since ${formatTimestamp(sinceMs)}`,
+    `${facts.activeState === 'failed' ? '×' : '●'} ${unit}${description === '' ? '' : ` - ${description}`}`,
+    `     Active: ${active}${facts.subState === facts.activeState ? '' : ` (${sub})`}${result} since ${formatTimestamp(sinceMs)}`,
   ];
   const exit = describeExit(facts);
   if (exit !== undefined) lines.push(`       Exit: ${exit}`);
-  if (facts.fragmentPath !== '') lines.push(`  Unit file: ${facts.fragmentPath}`);
+  if (facts.fragmentPath !== '') lines.push(`  Unit file: ${inlineText(facts.fragmentPath, 500)}`);
   return lines.join('\n');
 }
 
 /** Lines of status output shown per unit in a digest: enough to tell a crash from a timeout. */
 export const DIGEST_STATUS_LINES = 6;
 
-/** One mail for a storm: every unit named, with its result and the head of its status. */
+/** Journal lines gathered per unit of a digest by default (`gatherJournals`). */
+export const DIGEST_JOURNAL_LINES = 5;
+
+/** At most this many journal lines per unit are shown, whatever the gatherer returned. */
+export const DIGEST_JOURNAL_MAX_LINES = 50;
+
+/** Characters of one journal line in a digest; longer lines end in `…`. */
+export const DIGEST_JOURNAL_LINE_CHARS = 300;
+
+/**
+ * Characters of journal lines in one digest, all units together (16 KiB keeps a 77-unit storm
+ * readable on a phone). Units are served most important first; what does not fit is counted and the
+ * command to see it is given.
+ */
+export const DIGEST_JOURNAL_BUDGET_CHARS = 16 * 1024;
+
+/** Characters of unit names in a digest's Subject before the rest become "and N more". */
+export const DIGEST_SUBJECT_NAMES_CHARS = 100;
+
+/** Most important first: critical units, then the most failures, then the earliest failure, then by name. */
+export function rankDigestEntries(entries: readonly DigestEntry[]): DigestEntry[] {
+  const at = (entry: DigestEntry) => failedAtMs(entry.failure.facts, entry.failure.observedAtMs);
+  return [...entries].sort(
+    (a, b) =>
+      Number(b.critical) - Number(a.critical) ||
+      b.count - a.count ||
+      at(a) - at(b) ||
+      (a.failure.facts.unit < b.failure.facts.unit
+        ? -1
+        : a.failure.facts.unit > b.failure.facts.unit
+          ? 1
+          : 0),
+  );
+}
+
+/** As many names as fit into `budget` characters (at least one), and how many were left out. */
+function namesWithin(units: readonly string[], budget: number): { shown: string[]; more: number } {
+  const shown: string[] = [];
+  let used = 0;
+  for (const unit of units) {
+    const name = inlineText(unit, 60);
+    if (shown.length > 0 && used + name.length + 2 > budget) break;
+    shown.push(name);
+    used += name.length + 2;
+  }
+  return { shown, more: units.length - shown.length };
+}
+
+/** `[unitwatch] a.service, b.service and 5 more failed on web1`: units ranked, bounded in length. */
+export function digestSubject(ranked: readonly DigestEntry[], hostname: string): string {
+  const { shown, more } = namesWithin(
+    ranked.map((entry) => entry.failure.facts.unit),
+    DIGEST_SUBJECT_NAMES_CHARS,
+  );
+  return `[unitwatch] ${listWords(shown, more)} failed on ${hostname}`;
+}
+
+interface JournalCut {
+  lines: number;
+  units: number;
+}
+
+/** One unit's journal lines in a digest, within what is left of the mail's budget. */
+function digestJournal(entry: DigestEntry, budget: { left: number }, cut: JournalCut): string[] {
+  if (entry.journal === undefined) return [];
+  if (entry.journal.length === 0) return ['    (no journal lines for this invocation)'];
+  const all = entry.journal.slice(-DIGEST_JOURNAL_MAX_LINES);
+  const kept: string[] = [];
+  // From the newest backwards: the last lines are the ones that say why it died.
+  for (let index = all.length - 1; index >= 0; index -= 1) {
+    const line = `    ${inlineText(all[index] ?? '', DIGEST_JOURNAL_LINE_CHARS)}`;
+    if (line.length + 1 > budget.left) break;
+    budget.left -= line.length + 1;
+    kept.unshift(line);
+  }
+  const dropped = entry.journal.length - kept.length;
+  if (dropped === 0) return kept;
+  const { facts } = entry.failure;
+  const invocationId = validInvocation(facts.invocationId);
+  const see =
+    invocationId !== ''
+      ? invocationJournalCommand(invocationId)
+      : facts.unit.length <= UNIT_NAME_MAX
+        ? `journalctl -b -u ${shellQuote(facts.unit)}`
+        : 'journalctl -b';
+  // Lines cut only by the per-unit maximum are not a cut of the mail's budget.
+  if (kept.length < all.length) {
+    cut.lines += all.length - kept.length;
+    cut.units += 1;
+  }
+  return [`    [… ${plural(dropped, 'earlier line')} not shown: ${see}]`, ...kept];
+}
+
+/**
+ * One mail for a storm, to read on a phone: the first line names what broke and where, each unit
+ * follows most important first with its result, head of status and last journal lines, then what
+ * else is failing, and last the commands to type.
+ */
 export function composeDigestMail(
   entries: readonly DigestEntry[],
   context: CompositionContext,
 ): ComposedMail {
-  const hostname = cleanLine(context.hostname);
+  const hostname = inlineText(context.hostname);
+  const ranked = rankDigestEntries(entries);
   const failures = entries.reduce((sum, entry) => sum + entry.count, 0);
   const critical = entries.some((entry) => entry.critical);
+  const budget = { left: DIGEST_JOURNAL_BUDGET_CHARS };
+  const cut: JournalCut = { lines: 0, units: 0 };
+  const unitBlocks = ranked.map((entry) => {
+    const { facts } = entry.failure;
+    const detail = [
+      resultWords(facts),
+      entry.count > 1 ? plural(entry.count, 'failure') : undefined,
+      entry.critical ? 'CRITICAL' : undefined,
+    ]
+      .filter((part) => part !== undefined)
+      .join(', ');
+    const status = statusHeadFromFacts(facts, entry.failure.observedAtMs)
+      .split('\n')
+      .slice(0, DIGEST_STATUS_LINES)
+      .map((line) => `    ${line}`);
+    return [`● ${inlineText(facts.unit)}: ${detail}`, ...status, ...digestJournal(entry, budget, cut)].join(
+      '\n',
+    );
+  });
+  const top = ranked[0];
+  const commands = ['systemctl list-units --failed'];
+  if (top !== undefined) {
+    const [status, journal] = investigateCommands(
+      top.failure.facts.unit,
+      validInvocation(top.failure.facts.invocationId),
+    );
+    if (journal !== undefined) commands.push(`${status}   # first of the list`, journal);
+    else if (status !== undefined) commands.push(status);
+  }
+  commands.push('systemctl reset-failed   # once handled: clears every failed unit');
   const blocks = [
-    ...(context.notes ?? []),
-    `${entries.length} units failed on ${hostname} close together (${failures} failures). ` +
-      'They are listed in one mail instead of one mail each; later repeats of each unit follow the usual rate limit.',
-    entries
-      .map((entry) => {
-        const { facts } = entry.failure;
-        const exit = describeExit(facts);
-        const detail = [
-          cleanLine(facts.result || facts.subState),
-          exit,
-          entry.count > 1 ? `${entry.count} failures` : undefined,
-          entry.critical ? 'CRITICAL' : undefined,
-        ]
-          .filter((part) => part !== undefined)
-          .join(', ');
-        const status = cleanBodyText(statusHeadFromFacts(facts, entry.failure.observedAtMs))
-          .split('\n')
-          .slice(0, DIGEST_STATUS_LINES)
-          .map((line) => `    ${line}`)
-          .join('\n');
-        return `● ${cleanLine(facts.unit)}: ${detail}\n${status}`;
-      })
-      .join('\n\n'),
-    'Investigate each with: systemctl status --full -- UNIT',
-    '-- \nunitwatch',
+    `${plural(entries.length, 'unit')} failed on ${hostname} close together (${plural(failures, 'failure')}); ` +
+      'most important first. Later repeats of each unit follow the usual rate limit.',
+    ...noteBlocks(context),
+    unitBlocks.join('\n\n'),
   ];
+  if (cut.lines > 0) {
+    blocks.push(
+      `[… ${plural(cut.lines, 'journal line')} of ${plural(cut.units, 'unit')} cut to keep this mail short ` +
+        `(${DIGEST_JOURNAL_BUDGET_CHARS} characters of journal per mail); each unit above names the command that shows them.]`,
+    );
+  }
+  const failing = failingNowLine(
+    context,
+    hostname,
+    entries.map((entry) => entry.failure.facts.unit),
+    'Also failing',
+  );
+  if (failing !== undefined) blocks.push(failing);
+  blocks.push(investigateBlock(commands), SIGNATURE);
   return {
-    subject: `[unitwatch] ${entries.length} units failed on ${hostname}`,
+    subject: digestSubject(ranked, hostname),
     text: `${blocks.join('\n\n')}\n`,
     headers: {
       ...AUTOMATED,
@@ -288,23 +513,21 @@ export interface Recovery {
   /** One unit, or the units of one incident group (a digest) that ended together. */
   readonly units: readonly RecoveredUnitView[];
   readonly atMs: number;
-  readonly notes?: readonly string[];
 }
 
-function plural(count: number, word: string): string {
-  return `${count} ${word}${count === 1 ? '' : 's'}`;
-}
-
-/** The end of one incident or of several that failed together: up again, or stopped by hand. */
+/**
+ * The end of one incident, or of several that failed together: up again, or stopped by hand. A
+ * short reply in the incident's thread, ending with what is still down on the host.
+ */
 export function composeRecoveryMail(recovery: Recovery, context: CompositionContext): ComposedMail {
-  const hostname = cleanLine(context.hostname);
-  const units = recovery.units.map((entry) => ({ ...entry, unit: cleanLine(entry.unit) }));
+  const hostname = inlineText(context.hostname);
+  const units = recovery.units.map((entry) => ({ ...entry, unit: inlineText(entry.unit) }));
   const critical = units.some((entry) => entry.critical);
   const [only] = units;
   const verb = (entry: RecoveredUnitView) => (entry.ending === 'stopped' ? 'was stopped' : 'is up again');
   const detail = (entry: RecoveredUnitView) => [
     `  ${'Down since:'.padEnd(12)}${formatTimestamp(entry.sinceMs)}`,
-    `  ${entry.ending === 'stopped' ? 'Stopped:'.padEnd(12) : 'Up since:'.padEnd(12)}${formatTimestamp(recovery.atMs)}`,
+    `  ${(entry.ending === 'stopped' ? 'Stopped:' : 'Up since:').padEnd(12)}${formatTimestamp(recovery.atMs)}`,
     `  ${'Failures:'.padEnd(12)}${entry.failures}`,
   ];
   let subject: string;
@@ -315,7 +538,7 @@ export function composeRecoveryMail(recovery: Recovery, context: CompositionCont
         ? `[unitwatch] ${only.unit} stopped on ${hostname} after ${plural(only.failures, 'failure')}`
         : `[unitwatch] ${only.unit} recovered on ${hostname}`;
     lines = [
-      `${only.unit} ${verb(only)} on ${hostname}.`,
+      `${only.unit} ${verb(only)} on ${hostname} after ${plural(only.failures, 'failure')}.`,
       ...detail(only),
       ...(only.ending === 'stopped'
         ? ['', 'It was stopped (by hand or by a job), not recovered: it is not running now.']
@@ -323,18 +546,25 @@ export function composeRecoveryMail(recovery: Recovery, context: CompositionCont
     ];
   } else {
     const names = units.map((entry) => entry.unit);
-    const shown = names.slice(0, 3).join(', ');
-    const rest = names.length > 3 ? ` and ${names.length - 3} more` : '';
-    subject = `[unitwatch] ${shown}${rest} ended on ${hostname}`;
+    const shown = names.slice(0, 3);
+    subject = `[unitwatch] ${listWords(shown, names.length - shown.length)} ended on ${hostname}`;
     lines = [
       `${plural(units.length, 'unit')} that failed together ended on ${hostname}:`,
       ...units.flatMap((entry) => ['', `● ${entry.unit} ${verb(entry)}`, ...detail(entry)]),
     ];
   }
-  const text = [...(recovery.notes ?? []), lines.join('\n'), '-- \nunitwatch'].join('\n\n');
+  const blocks = [lines.join('\n'), ...noteBlocks(context)];
+  const failing = failingNowLine(
+    context,
+    hostname,
+    recovery.units.map((entry) => entry.unit),
+    'Still failing',
+  );
+  if (failing !== undefined) blocks.push(failing);
+  blocks.push(SIGNATURE);
   return {
     subject,
-    text: `${text}\n`,
+    text: `${blocks.join('\n\n')}\n`,
     headers: {
       ...AUTOMATED,
       ...(units.length === 1 && only !== undefined ? { 'X-Unitwatch-Unit': only.unit } : {}),

@@ -450,7 +450,7 @@ describe('composeDigestMail', () => {
 
   it('names every unit with its result and head of status, and counts all failures', () => {
     const mail = composeDigestMail(entries, context);
-    expect(mail.subject).toBe('[unitwatch] 2 units failed on web1');
+    expect(mail.subject).toBe('[unitwatch] b.service and a.service failed on web1');
     expect(mail.text).toContain('● a.service: exit-code, exited with status 3\n    × a.service - Web server');
     expect(mail.text).toContain('● b.service: exit-code, exited with status 3, 2 failures, CRITICAL');
     expect(mail.headers['X-Unitwatch-Failures']).toBe('3');
@@ -499,7 +499,7 @@ describe('composeRecoveryMail', () => {
       context,
     );
     expect(mail.subject).toBe('[unitwatch] loop.service stopped on web1 after 9 failures');
-    expect(mail.text).toContain('loop.service was stopped on web1.');
+    expect(mail.text).toContain('loop.service was stopped on web1 after 9 failures.');
     expect(mail.headers['X-Unitwatch-Event']).toBe('stopped-by-hand');
   });
 
