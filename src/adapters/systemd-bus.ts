@@ -171,6 +171,8 @@ export class SystemdBus {
   #droppedTotal = 0;
   #droppedSinceReport = 0;
   #lastDropReportMs = Number.NEGATIVE_INFINITY;
+  #lastDropped = { sender: '', member: '' };
+  #dropReportTimer: NodeJS.Timeout | undefined;
 
   constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number; now?: () => number } = {}) {
     this.#events = events;
@@ -225,6 +227,8 @@ export class SystemdBus {
   }
 
   stop(): void {
+    clearTimeout(this.#dropReportTimer);
+    this.#dropReportTimer = undefined;
     const bus = this.#bus;
     this.#bus = undefined;
     this.#disconnected = true;
@@ -341,14 +345,30 @@ export class SystemdBus {
     });
   }
 
+  /**
+   * The first drop is reported at once; later ones are summed up and reported when the interval
+   * since the last report ends, so a flood costs one journal line per 10 s and its end is reported.
+   */
   #dropped(sender: string, member: string): void {
     this.#droppedTotal++;
     this.#droppedSinceReport++;
-    const now = this.#now();
-    if (now - this.#lastDropReportMs < DROPPED_REPORT_INTERVAL_MS) return;
-    this.#lastDropReportMs = now;
+    this.#lastDropped = { sender, member };
+    const waitMs = this.#lastDropReportMs + DROPPED_REPORT_INTERVAL_MS - this.#now();
+    if (waitMs <= 0) this.#reportDropped();
+    else if (this.#dropReportTimer === undefined) {
+      this.#dropReportTimer = setTimeout(() => this.#reportDropped(), waitMs);
+      this.#dropReportTimer.unref();
+    }
+  }
+
+  #reportDropped(): void {
+    clearTimeout(this.#dropReportTimer);
+    this.#dropReportTimer = undefined;
+    if (this.#droppedSinceReport === 0) return;
+    this.#lastDropReportMs = this.#now();
     const count = this.#droppedSinceReport;
     this.#droppedSinceReport = 0;
+    const { sender, member } = this.#lastDropped;
     this.#events.onDroppedSignals?.({
       count,
       total: this.#droppedTotal,
