@@ -68,7 +68,7 @@ describe.skipIf(skip !== undefined)('held failures across a kill -9 in a real sy
         UNITWATCH_RECOVERY_GRACE: '1s',
         UNITWATCH_LOG_LEVEL: 'debug',
         // Critical, so that the storm the first test leaves behind does not put it into a digest.
-        UNITWATCH_CRITICAL: 'flappy.service',
+        UNITWATCH_CRITICAL: 'flappy.service,barrier.service',
       },
       prepare: async (booted) => {
         await booted.writeFile(
@@ -110,6 +110,9 @@ describe.skipIf(skip !== undefined)('held failures across a kill -9 in a real sy
       'the digest after the restart',
     );
     await smtp.waitFor(() => smtp.mailsAbout('loop.service').length >= 2, WAIT_MS, 'the held repeat');
+    // The barrier: a critical unit's failure, mailed at once, after which no late duplicate can come.
+    await fail('barrier.service');
+    await smtp.waitForMailAbout('barrier.service', WAIT_MS);
     const named = failureMails(smtp).flatMap(unitsNamedIn);
     for (const unit of [...storm, 'other.service']) expect(named.filter((n) => n === unit)).toHaveLength(1);
     const [first, repeat, ...more] = smtp.mailsAbout('loop.service');
