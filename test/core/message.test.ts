@@ -6,8 +6,11 @@ import {
   composeDigestMail,
   composeFailureMail,
   composeRecoveryMail,
+  DIGEST_JOURNAL_BUDGET_CHARS,
+  DIGEST_JOURNAL_LINE_CHARS,
   type Diagnosis,
   describeExit,
+  FAILING_NOW_SHOWN,
   formatTimestamp,
   journalAddsLines,
   statusHeadFromFacts,
@@ -448,13 +451,181 @@ describe('composeDigestMail', () => {
     critical: unit === 'b.service',
   }));
 
+  const single = { failure: failure({ unit: 'a.service' }), count: 1, critical: false };
+
   it('names every unit with its result and head of status, and counts all failures', () => {
     const mail = composeDigestMail(entries, context);
-    expect(mail.subject).toBe('[unitwatch] 2 units failed on web1');
     expect(mail.text).toContain('● a.service: exit-code, exited with status 3\n    × a.service - Web server');
     expect(mail.text).toContain('● b.service: exit-code, exited with status 3, 2 failures, CRITICAL');
     expect(mail.headers['X-Unitwatch-Failures']).toBe('3');
     expect(mail.headers.Importance).toBe('high');
+  });
+
+  it('opens with what broke and where, singular and plural right', () => {
+    expect(composeDigestMail(entries, context).text.split('\n')[0]).toMatch(
+      /^2 units failed on web1 close together \(3 failures\)/,
+    );
+    const one = composeDigestMail(
+      [{ failure: failure({ unit: 'a.service' }), count: 1, critical: false }],
+      context,
+    );
+    expect(one.text.split('\n')[0]).toMatch(/^1 unit failed on web1 close together \(1 failure\)/);
+    expect(one.subject).toBe('[unitwatch] a.service failed on web1');
+  });
+
+  it('names the units in the Subject, critical first, then most failures, then earliest', () => {
+    const at = (seconds: number) => 1_795_321_942_500_000 + seconds * 1_000_000;
+    const storm = [
+      {
+        failure: failure({ unit: 'late.service', inactiveEnterTimestampUs: at(9) }),
+        count: 1,
+        critical: false,
+      },
+      {
+        failure: failure({ unit: 'early.service', inactiveEnterTimestampUs: at(1) }),
+        count: 1,
+        critical: false,
+      },
+      {
+        failure: failure({ unit: 'often.service', inactiveEnterTimestampUs: at(5) }),
+        count: 4,
+        critical: false,
+      },
+      { failure: failure({ unit: 'db.service', inactiveEnterTimestampUs: at(8) }), count: 1, critical: true },
+    ];
+    const mail = composeDigestMail(storm, context);
+    expect(mail.subject).toBe(
+      '[unitwatch] db.service, often.service, early.service and late.service failed on web1',
+    );
+    const order = ['● db.service', '● often.service', '● early.service', '● late.service'].map((head) =>
+      mail.text.indexOf(head),
+    );
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(order[0]).toBeGreaterThan(0);
+  });
+
+  it('says "and N more" when the names do not fit a sane Subject', () => {
+    const storm = Array.from({ length: 77 }, (_, index) => ({
+      failure: failure({ unit: `unit-number-${String(index).padStart(2, '0')}.service` }),
+      count: 1,
+      critical: false,
+    }));
+    const { subject } = composeDigestMail(storm, context);
+    expect(subject).toMatch(
+      /^\[unitwatch\] unit-number-00\.service, unit-number-01\.service, .* and \d+ more failed on web1$/,
+    );
+    expect(subject.length).toBeLessThanOrEqual(160);
+    const shown = subject.split(', ').length;
+    expect(subject).toContain(`and ${77 - shown} more failed`);
+  });
+
+  it('says "1 more", not "1 mores"', () => {
+    const long = (name: string) => ({
+      failure: failure({ unit: `${name}${'x'.repeat(35)}.service` }),
+      count: 1,
+      critical: false,
+    });
+    const { subject } = composeDigestMail([long('a'), long('b'), long('c')], context);
+    expect(subject).toMatch(/ and 1 more failed on web1$/);
+  });
+
+  it('shows each unit’s journal lines under its status head', () => {
+    const mail = composeDigestMail(
+      [
+        {
+          ...single,
+          journal: [
+            'Nov 22 04:32:22 nginx[812]: bind() failed',
+            'Nov 22 04:32:22 systemd[1]: a.service: Failed',
+          ],
+        },
+      ],
+      context,
+    );
+    expect(mail.text).toContain(
+      '  Unit file: /etc/systemd/system/nginx.service\n    Nov 22 04:32:22 nginx[812]: bind() failed\n    Nov 22 04:32:22 systemd[1]: a.service: Failed\n',
+    );
+  });
+
+  it('says so when a unit’s invocation left no journal lines', () => {
+    const mail = composeDigestMail([{ ...single, journal: [] }], context);
+    expect(mail.text).toContain('    (no journal lines for this invocation)');
+  });
+
+  it('keeps all journal lines within the mail’s budget, saying how many lines of how many units were cut and how to see them', () => {
+    const line = 'y'.repeat(DIGEST_JOURNAL_LINE_CHARS + 50);
+    const storm = Array.from({ length: 40 }, (_, index) => ({
+      failure: failure({ unit: `u${index}.service`, invocationId: index.toString(16).padStart(32, '0') }),
+      count: 1,
+      critical: false,
+      journal: Array.from({ length: 5 }, () => line),
+    }));
+    const mail = composeDigestMail(storm, context);
+    const journalChars = mail.text
+      .split('\n')
+      .filter((text) => text.startsWith('    yyy'))
+      .reduce((sum, text) => sum + text.length + 1, 0);
+    expect(journalChars).toBeLessThanOrEqual(DIGEST_JOURNAL_BUDGET_CHARS);
+    expect(journalChars).toBeGreaterThan(DIGEST_JOURNAL_BUDGET_CHARS / 2);
+    const shownLines = mail.text.split('\n').filter((text) => text.startsWith('    yyy')).length;
+    expect(shownLines).toBeLessThan(200);
+    const summary = mail.text.match(/\[… (\d+) journal lines of (\d+) units cut to keep this mail short/);
+    expect(Number(summary?.[1])).toBe(200 - shownLines);
+    expect(Number(summary?.[2])).toBeGreaterThan(0);
+    const last = storm.at(-1)?.failure.facts.invocationId ?? 'missing';
+    expect(mail.text).toContain(
+      `    [… 5 earlier lines not shown: journalctl _SYSTEMD_INVOCATION_ID=${last} + INVOCATION_ID=${last}]`,
+    );
+    // Each line is cut, not dropped, when it alone is too long.
+    expect(mail.text).toContain(`    ${'y'.repeat(DIGEST_JOURNAL_LINE_CHARS - 1)}…\n`);
+  });
+
+  it('ends with what else is failing and the commands to type, before the signature', () => {
+    const mail = composeDigestMail(entries, {
+      ...context,
+      failingNow: ['a.service', 'b.service', 'c.service'],
+    });
+    expect(mail.text).toContain(
+      '\n\nAlso failing on web1: c.service.\n\nInvestigate:\n  systemctl list-units --failed\n',
+    );
+    expect(mail.text).toContain(
+      `  systemctl status --full -- b.service   # first of the list\n  journalctl _SYSTEMD_INVOCATION_ID=${INVOCATION}`,
+    );
+    expect(mail.text.endsWith('\n\n-- \nunitwatch\n')).toBe(true);
+  });
+});
+
+describe('failing now', () => {
+  it('a failure mail names the other failing units, not itself, and counts beyond ten', () => {
+    const others = Array.from({ length: 13 }, (_, index) => `o${index}.service`);
+    const mail = composeFailureMail(failure(), diagnosis, {
+      ...context,
+      failingNow: ['nginx.service', ...others],
+    });
+    expect(mail.text).toContain(
+      `Also failing on web1: ${others.slice(0, FAILING_NOW_SHOWN).join(', ')} and 3 more.\n\nInvestigate:`,
+    );
+  });
+
+  it('says nothing else is failing when the list holds only the mail’s own unit', () => {
+    const mail = composeFailureMail(failure(), diagnosis, { ...context, failingNow: ['nginx.service'] });
+    expect(mail.text).toContain('\n\nNothing else is failing on web1.\n\nInvestigate:');
+  });
+
+  it('is left out when the caller gave no list', () => {
+    const mail = composeFailureMail(failure(), diagnosis, context);
+    expect(mail.text).not.toMatch(/failing on web1/);
+  });
+
+  it('a recovery mail says what is still down', () => {
+    const recovery = { unit: 'nginx.service', failures: 1, sinceMs: 0, atMs: 1, critical: false };
+    expect(
+      composeRecoveryMail(recovery, { ...context, failingNow: ['a.service', 'nginx.service', 'b.service'] })
+        .text,
+    ).toContain('\n\nStill failing on web1: a.service and b.service.\n\n-- \nunitwatch\n');
+    expect(composeRecoveryMail(recovery, { ...context, failingNow: [] }).text).toContain(
+      '\n\nNothing else is failing on web1.\n\n-- \nunitwatch\n',
+    );
   });
 });
 
@@ -475,5 +646,14 @@ describe('composeRecoveryMail', () => {
     expect(mail.headers.References).toBe('<first@web1>');
     expect(mail.headers['X-Unitwatch-Event']).toBe('recovery');
     expect(mail.text).toContain('Failures:   4');
+    expect(mail.text.split('\n')[0]).toBe('nginx.service is up again on web1 after 4 failures.');
+  });
+
+  it('says "1 failure" for a single one', () => {
+    const mail = composeRecoveryMail(
+      { unit: 'nginx.service', failures: 1, sinceMs: 0, atMs: 1, critical: false },
+      context,
+    );
+    expect(mail.text.split('\n')[0]).toBe('nginx.service is up again on web1 after 1 failure.');
   });
 });
