@@ -15,6 +15,7 @@ import {
   journalAddsLines,
   statusHeadFromFacts,
 } from '../../src/core/message.js';
+import { bodyText, FORBIDDEN_IN_BODY } from '../../src/core/text.js';
 
 const INVOCATION = '0123456789abcdef0123456789abcdef';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what a header must not hold
@@ -655,5 +656,113 @@ describe('composeRecoveryMail', () => {
       context,
     );
     expect(mail.text.split('\n')[0]).toBe('nginx.service is up again on web1 after 1 failure.');
+  });
+});
+
+describe('hostile text from units and journals (issue 10, item 5)', () => {
+  const hostile: [string, string][] = [
+    ['colour escape', 'a\u001b[31mred\u001b]8;;http://x\u0007'],
+    ['lone ESC', 'a\u001bb'],
+    ['BEL', 'a\u0007b'],
+    ['BS', 'abc\u0008\u0008\u0008xyz'],
+    ['DEL', 'a\u007fb'],
+    ['C1 CSI', 'a\u009b31mb'],
+    ['RLO override', 'a\u202eecivres.b'],
+    ['LRI isolate', 'a\u2066b\u2069'],
+    ['bidi marks', 'a\u200e\u200f\u061cb'],
+    ['CR LF', 'a\r\nb'],
+    ['lone LF', 'a\nb'],
+    ['NUL', 'a\u0000b'],
+    ['line separator', 'a\u2028b\u0085c'],
+    ['200 KB name', `${'n'.repeat(200 * 1024)}\u001b`],
+  ];
+  const MARK = 'FORGED-LINE';
+
+  /** Every kind of mail, with `text` in every field that comes from a unit or a journal. */
+  function everyMail(text: string) {
+    const hostileFacts = {
+      unit: `${text}.service`,
+      description: `${text}\n${MARK}`,
+      result: text,
+      subState: text,
+      activeState: 'failed',
+      fragmentPath: `/etc/${text}`,
+    };
+    const hostileDiagnosis: Diagnosis = {
+      status: output(`${text}\n`, { command: `systemctl status -- ${text}`, problem: text }),
+      journal: output(`${text}\n`, { command: `journalctl ${text}`, problem: text }),
+      lastWords: text,
+    };
+    const hostileContext = { ...context, notes: [text], failingNow: [text, `${text}2`] };
+    const kinds: Failure['kind'][] = ['failed', 'crash-restart', 'stopped'];
+    return [
+      ...kinds.map((kind) => ({
+        kind,
+        mail: composeFailureMail(failure(hostileFacts, kind), hostileDiagnosis, {
+          ...hostileContext,
+          count: 2,
+        }),
+      })),
+      {
+        kind: 'digest',
+        mail: composeDigestMail(
+          [
+            { failure: failure(hostileFacts), count: 2, critical: true, journal: [text, `${text}\n${MARK}`] },
+            { failure: failure({ ...hostileFacts, unit: `${text}-b.service` }), count: 1, critical: false },
+          ],
+          hostileContext,
+        ),
+      },
+      {
+        kind: 'recovery',
+        mail: composeRecoveryMail(
+          { unit: `${text}.service`, failures: 2, sinceMs: 0, atMs: 1, critical: true },
+          hostileContext,
+        ),
+      },
+    ];
+  }
+
+  for (const [name, text] of hostile) {
+    it(`neutralises ${name} in the Subject, every header and the body of every kind of mail`, () => {
+      for (const { kind, mail } of everyMail(text)) {
+        expect(mail.subject, `${kind} subject`).not.toMatch(NOT_ONE_LINE);
+        expect(mail.subject, `${kind} subject`).not.toMatch(FORBIDDEN_IN_BODY);
+        expect(mail.subject.length, `${kind} subject`).toBeLessThan(400);
+        for (const [header, value] of Object.entries(mail.headers)) {
+          expect(value, `${kind} ${header}`).not.toMatch(NOT_ONE_LINE);
+          expect(value, `${kind} ${header}`).not.toMatch(FORBIDDEN_IN_BODY);
+          expect(value.length, `${kind} ${header}`).toBeLessThanOrEqual(200);
+        }
+        expect(mail.text, `${kind} body`).not.toMatch(FORBIDDEN_IN_BODY);
+        expect(mail.text, `${kind} body`).not.toContain('\r');
+        // Status, journal output and notes are multi-line text capped by their producers; the rest is bounded here.
+        expect(mail.text.length, `${kind} body`).toBeLessThan(60_000 + 3 * bodyText(text).length);
+      }
+    });
+
+    it(`lets no Description or journal line with ${name} start a line of its own`, () => {
+      for (const { kind, mail } of everyMail(text)) {
+        const forged = mail.text.split('\n').filter((line) => line.trimStart().startsWith(MARK));
+        expect(forged, kind).toEqual([]);
+      }
+    });
+  }
+
+  it('puts no raw hostile name into a command to copy, and no over-long one at all', () => {
+    const evil = composeFailureMail(failure({ unit: 'x\u001b[2J\u202e.service' }), diagnosis, context);
+    expect(evil.text).toContain("  systemctl status --full -- $'x\\x1b[2J\\u202e.service'\n");
+    const long = composeFailureMail(failure({ unit: `${'n'.repeat(300)}.service` }), diagnosis, context);
+    expect(long.text).toContain(
+      'Investigate:\n  systemctl list-units --failed   # the unit name is 308 characters',
+    );
+    expect(long.text).not.toContain(`-- ${'n'.repeat(300)}`);
+  });
+
+  it('puts no invocation id into a command or header unless it is 32 hex digits', () => {
+    const mail = composeFailureMail(failure({ invocationId: '$(reboot)' }), diagnosis, context);
+    expect(mail.text).not.toContain('_SYSTEMD_INVOCATION_ID=$(reboot)');
+    expect(mail.text).toContain('  journalctl -b -u nginx.service\n');
+    expect(mail.headers).not.toHaveProperty('X-Unitwatch-Invocation');
   });
 });
