@@ -207,7 +207,10 @@ async function readInvocationJournal(
 ): Promise<InvocationJournal> {
   const argv = journalArgv(options.journalctl ?? 'journalctl', [invocationId], options.statusLines);
   const result = await runCommand(argv, runOptions(options));
-  const entries = parseJournalJson(result.stdout).reverse();
+  // journalctl's matches already select the invocation; the filter keeps a stray entry out all the same.
+  const entries = parseJournalJson(result.stdout)
+    .filter((entry) => entry.invocationId === invocationId)
+    .reverse();
   const text = entries.map((entry) => `${formatJournalEntry(entry)}\n`).join('');
   return {
     entries,
