@@ -32,9 +32,7 @@ describe('bodyText', () => {
   });
 
   it('shows other control characters as \\xNN', () => {
-    expect(bodyText('bell\u0007 nul\u0000 del\u007f c1\u0085')).toBe(
-      'bell\\x07 nul\\x00 del\\x7f c1\\x85',
-    );
+    expect(bodyText('bell\u0007 nul\u0000 del\u007f c1\u0085')).toBe('bell\\x07 nul\\x00 del\\x7f c1\\x85');
   });
 
   it('shows a stray ESC that starts no sequence as \\x1b', () => {
