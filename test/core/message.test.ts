@@ -766,3 +766,38 @@ describe('hostile text from units and journals (issue 10, item 5)', () => {
     expect(mail.headers).not.toHaveProperty('X-Unitwatch-Invocation');
   });
 });
+
+describe('composeFailureMail: read on a phone at 3 a.m.', () => {
+  const said: Diagnosis = {
+    status: output('× nginx.service - Web server\n     Active: failed (Result: exit-code)\n'),
+    journal: output('Nov 22 04:32:22 nginx[812]: bind() failed\n', {
+      command: `journalctl _SYSTEMD_INVOCATION_ID=${INVOCATION} + INVOCATION_ID=${INVOCATION}`,
+    }),
+    settled: true,
+    lastWords: 'bind() to 0.0.0.0:80 failed (98: Address already in use)',
+  };
+
+  it('says what broke and where first, then what it last said', () => {
+    const lines = composeFailureMail(failure(), said, context).text.split('\n');
+    expect(lines.slice(0, 2)).toEqual([
+      'nginx.service failed on web1.',
+      'It said: bind() to 0.0.0.0:80 failed (98: Address already in use)',
+    ]);
+  });
+
+  it('shows status, then the journal, then what else fails, and ends with the commands to type', () => {
+    const text = composeFailureMail(failure(), said, { ...context, failingNow: ['db.service'] }).text;
+    const at = [
+      '── status:',
+      '── journal of this invocation:',
+      'Also failing on web1: db.service.',
+      'Investigate:',
+      '-- \nunitwatch',
+    ].map((marker) => text.indexOf(marker));
+    expect(at.every((index) => index > 0)).toBe(true);
+    expect(at).toEqual([...at].sort((a, b) => a - b));
+    expect(
+      text.endsWith('  systemctl reset-failed -- nginx.service   # once handled\n\n-- \nunitwatch\n'),
+    ).toBe(true);
+  });
+});
