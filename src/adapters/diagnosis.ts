@@ -83,7 +83,7 @@ function fieldText(value: unknown): string | undefined {
   if (Array.isArray(value) && value.every((byte) => typeof byte === 'number')) {
     return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(value as number[]));
   }
-  if (value === null) return '[message too large to show]';
+  if (value === null) return '[message over 4096 bytes, not shown: journalctl --all shows it]';
   return undefined;
 }
 

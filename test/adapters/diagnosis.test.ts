@@ -64,7 +64,7 @@ describe('parseJournalJson', () => {
     const bytes = [...Buffer.from('caf\u00e9 \u001b[31m')];
     const [binary, large] = parseJournalJson(`${record({ MESSAGE: bytes })}\n${record({ MESSAGE: null })}\n`);
     expect(binary?.message).toBe('caf\u00e9 \u001b[31m');
-    expect(large?.message).toBe('[message too large to show]');
+    expect(large?.message).toBe('[message over 4096 bytes, not shown: journalctl --all shows it]');
   });
 
   it('skips a line cut by the size cap, a warning and a non-object, without throwing', () => {
