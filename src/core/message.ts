@@ -269,7 +269,11 @@ export function composeFailureMail(
     section('status', diagnosis.status),
   ];
   const journal = diagnosis.journal;
-  if (
+  if (journal !== undefined && journal.problem === undefined && journal.text.trim() === '') {
+    blocks.push(
+      `── journal of this invocation: ${inlineText(journal.command, 500)}\n(no journal lines for this invocation)`,
+    );
+  } else if (
     journal !== undefined &&
     (journal.problem !== undefined || journalAddsLines(diagnosis.status.text, journal.text))
   ) {

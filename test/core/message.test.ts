@@ -385,6 +385,13 @@ describe('composeFailureMail: journal of the invocation', () => {
     );
   });
 
+  it('says so when the invocation left no journal lines at all', () => {
+    const mail = composeFailureMail(failure(), { status: output(statusText), journal: journal('') }, context);
+    expect(bodyOf(mail)).toContain(
+      `── journal of this invocation: ${journalCommand}\n(no journal lines for this invocation)\n`,
+    );
+  });
+
   it('is added when gathering it had a problem, saying which', () => {
     const mail = composeFailureMail(
       failure(),
