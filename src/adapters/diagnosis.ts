@@ -83,7 +83,7 @@ function fieldText(value: unknown): string | undefined {
   if (Array.isArray(value) && value.every((byte) => typeof byte === 'number')) {
     return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(value as number[]));
   }
-  if (value === null) return '[message too large to show]';
+  if (value === null) return '[message over 4096 bytes, not shown: journalctl --all shows it]';
   return undefined;
 }
 
@@ -207,7 +207,10 @@ async function readInvocationJournal(
 ): Promise<InvocationJournal> {
   const argv = journalArgv(options.journalctl ?? 'journalctl', [invocationId], options.statusLines);
   const result = await runCommand(argv, runOptions(options));
-  const entries = parseJournalJson(result.stdout).reverse();
+  // journalctl's matches already select the invocation; the filter keeps a stray entry out all the same.
+  const entries = parseJournalJson(result.stdout)
+    .filter((entry) => entry.invocationId === invocationId)
+    .reverse();
   const text = entries.map((entry) => `${formatJournalEntry(entry)}\n`).join('');
   return {
     entries,

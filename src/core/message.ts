@@ -269,7 +269,11 @@ export function composeFailureMail(
     section('status', diagnosis.status),
   ];
   const journal = diagnosis.journal;
-  if (
+  if (journal !== undefined && journal.problem === undefined && journal.text.trim() === '') {
+    blocks.push(
+      `── journal of this invocation: ${inlineText(journal.command, 500)}\n(no journal lines for this invocation)`,
+    );
+  } else if (
     journal !== undefined &&
     (journal.problem !== undefined || journalAddsLines(diagnosis.status.text, journal.text))
   ) {
@@ -545,9 +549,9 @@ export function composeRecoveryMail(recovery: Recovery, context: CompositionCont
         : []),
     ];
   } else {
-    const names = units.map((entry) => entry.unit);
-    const shown = names.slice(0, 3);
-    subject = `[unitwatch] ${listWords(shown, names.length - shown.length)} ended on ${hostname}`;
+    // Names cut shorter in the Subject than in the body, so three of them always fit.
+    const shown = recovery.units.slice(0, 3).map((entry) => inlineText(entry.unit, 60));
+    subject = `[unitwatch] ${listWords(shown, units.length - shown.length)} ended on ${hostname}`;
     lines = [
       `${plural(units.length, 'unit')} that failed together ended on ${hostname}:`,
       ...units.flatMap((entry) => ['', `● ${entry.unit} ${verb(entry)}`, ...detail(entry)]),

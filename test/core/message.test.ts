@@ -6,12 +6,16 @@ import {
   composeDigestMail,
   composeFailureMail,
   composeRecoveryMail,
+  DIGEST_JOURNAL_BUDGET_CHARS,
+  DIGEST_JOURNAL_LINE_CHARS,
   type Diagnosis,
   describeExit,
+  FAILING_NOW_SHOWN,
   formatTimestamp,
   journalAddsLines,
   statusHeadFromFacts,
 } from '../../src/core/message.js';
+import { bodyText, FORBIDDEN_IN_BODY } from '../../src/core/text.js';
 
 const INVOCATION = '0123456789abcdef0123456789abcdef';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what a header must not hold
@@ -381,6 +385,13 @@ describe('composeFailureMail: journal of the invocation', () => {
     );
   });
 
+  it('says so when the invocation left no journal lines at all', () => {
+    const mail = composeFailureMail(failure(), { status: output(statusText), journal: journal('') }, context);
+    expect(bodyOf(mail)).toContain(
+      `── journal of this invocation: ${journalCommand}\n(no journal lines for this invocation)\n`,
+    );
+  });
+
   it('is added when gathering it had a problem, saying which', () => {
     const mail = composeFailureMail(
       failure(),
@@ -448,13 +459,186 @@ describe('composeDigestMail', () => {
     critical: unit === 'b.service',
   }));
 
+  const single = { failure: failure({ unit: 'a.service' }), count: 1, critical: false };
+
   it('names every unit with its result and head of status, and counts all failures', () => {
     const mail = composeDigestMail(entries, context);
-    expect(mail.subject).toBe('[unitwatch] b.service and a.service failed on web1');
     expect(mail.text).toContain('● a.service: exit-code, exited with status 3\n    × a.service - Web server');
     expect(mail.text).toContain('● b.service: exit-code, exited with status 3, 2 failures, CRITICAL');
     expect(mail.headers['X-Unitwatch-Failures']).toBe('3');
     expect(mail.headers.Importance).toBe('high');
+  });
+
+  it('opens with what broke and where, singular and plural right', () => {
+    expect(composeDigestMail(entries, context).text.split('\n')[0]).toMatch(
+      /^2 units failed on web1 close together \(3 failures\)/,
+    );
+    const one = composeDigestMail(
+      [{ failure: failure({ unit: 'a.service' }), count: 1, critical: false }],
+      context,
+    );
+    expect(one.text.split('\n')[0]).toMatch(/^1 unit failed on web1 close together \(1 failure\)/);
+    expect(one.subject).toBe('[unitwatch] a.service failed on web1');
+  });
+
+  it('names the units in the Subject, critical first, then most failures, then earliest', () => {
+    const at = (seconds: number) => 1_795_321_942_500_000 + seconds * 1_000_000;
+    const storm = [
+      {
+        failure: failure({ unit: 'late.service', inactiveEnterTimestampUs: at(9) }),
+        count: 1,
+        critical: false,
+      },
+      {
+        failure: failure({ unit: 'early.service', inactiveEnterTimestampUs: at(1) }),
+        count: 1,
+        critical: false,
+      },
+      {
+        failure: failure({ unit: 'often.service', inactiveEnterTimestampUs: at(5) }),
+        count: 4,
+        critical: false,
+      },
+      { failure: failure({ unit: 'db.service', inactiveEnterTimestampUs: at(8) }), count: 1, critical: true },
+    ];
+    const mail = composeDigestMail(storm, context);
+    expect(mail.subject).toBe(
+      '[unitwatch] db.service, often.service, early.service and late.service failed on web1',
+    );
+    const order = ['● db.service', '● often.service', '● early.service', '● late.service'].map((head) =>
+      mail.text.indexOf(head),
+    );
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(order[0]).toBeGreaterThan(0);
+  });
+
+  it('says "and N more" when the names do not fit a sane Subject', () => {
+    const storm = Array.from({ length: 77 }, (_, index) => ({
+      failure: failure({ unit: `unit-number-${String(index).padStart(2, '0')}.service` }),
+      count: 1,
+      critical: false,
+    }));
+    const { subject } = composeDigestMail(storm, context);
+    expect(subject).toMatch(
+      /^\[unitwatch\] unit-number-00\.service, unit-number-01\.service, .* and \d+ more failed on web1$/,
+    );
+    expect(subject.length).toBeLessThanOrEqual(160);
+    const shown = subject.split(', ').length;
+    expect(subject).toContain(`and ${77 - shown} more failed`);
+  });
+
+  it('says "1 more", not "1 mores"', () => {
+    const long = (name: string) => ({
+      failure: failure({ unit: `${name}${'x'.repeat(35)}.service` }),
+      count: 1,
+      critical: false,
+    });
+    const { subject } = composeDigestMail([long('a'), long('b'), long('c')], context);
+    expect(subject).toMatch(/ and 1 more failed on web1$/);
+  });
+
+  it('shows each unit’s journal lines under its status head', () => {
+    const mail = composeDigestMail(
+      [
+        {
+          ...single,
+          journal: [
+            'Nov 22 04:32:22 nginx[812]: bind() failed',
+            'Nov 22 04:32:22 systemd[1]: a.service: Failed',
+          ],
+        },
+      ],
+      context,
+    );
+    expect(mail.text).toContain(
+      '  Unit file: /etc/systemd/system/nginx.service\n    Nov 22 04:32:22 nginx[812]: bind() failed\n    Nov 22 04:32:22 systemd[1]: a.service: Failed\n',
+    );
+  });
+
+  it('says so when a unit’s invocation left no journal lines', () => {
+    const mail = composeDigestMail([{ ...single, journal: [] }], context);
+    expect(mail.text).toContain('    (no journal lines for this invocation)');
+  });
+
+  it('keeps all journal lines within the mail’s budget, saying how many lines of how many units were cut and how to see them', () => {
+    const line = 'y'.repeat(DIGEST_JOURNAL_LINE_CHARS + 50);
+    const storm = Array.from({ length: 40 }, (_, index) => ({
+      failure: failure({ unit: `u${index}.service`, invocationId: index.toString(16).padStart(32, '0') }),
+      count: 1,
+      critical: false,
+      journal: Array.from({ length: 5 }, () => line),
+    }));
+    const mail = composeDigestMail(storm, context);
+    const journalChars = mail.text
+      .split('\n')
+      .filter((text) => text.startsWith('    yyy'))
+      .reduce((sum, text) => sum + text.length + 1, 0);
+    expect(journalChars).toBeLessThanOrEqual(DIGEST_JOURNAL_BUDGET_CHARS);
+    expect(journalChars).toBeGreaterThan(DIGEST_JOURNAL_BUDGET_CHARS / 2);
+    const shownLines = mail.text.split('\n').filter((text) => text.startsWith('    yyy')).length;
+    expect(shownLines).toBeLessThan(200);
+    const summary = mail.text.match(/\[… (\d+) journal lines of (\d+) units cut to keep this mail short/);
+    expect(Number(summary?.[1])).toBe(200 - shownLines);
+    expect(Number(summary?.[2])).toBeGreaterThan(0);
+    const last = storm.at(-1)?.failure.facts.invocationId ?? 'missing';
+    expect(mail.text).toContain(
+      `    [… 5 earlier lines not shown: journalctl _SYSTEMD_INVOCATION_ID=${last} + INVOCATION_ID=${last}]`,
+    );
+    // Each line is cut, not dropped, when it alone is too long.
+    expect(mail.text).toContain(`    ${'y'.repeat(DIGEST_JOURNAL_LINE_CHARS - 1)}…\n`);
+  });
+
+  it('ends with what else is failing and the commands to type, before the signature', () => {
+    const mail = composeDigestMail(entries, {
+      ...context,
+      failingNow: ['a.service', 'b.service', 'c.service'],
+    });
+    expect(mail.text).toContain(
+      '\n\nAlso failing on web1: c.service.\n\nInvestigate:\n  systemctl list-units --failed\n',
+    );
+    expect(mail.text).toContain(
+      `  systemctl status --full -- b.service   # first of the list\n  journalctl _SYSTEMD_INVOCATION_ID=${INVOCATION}`,
+    );
+    expect(mail.text.endsWith('\n\n-- \nunitwatch\n')).toBe(true);
+  });
+});
+
+describe('failing now', () => {
+  it('a failure mail names the other failing units, not itself, and counts beyond ten', () => {
+    const others = Array.from({ length: 13 }, (_, index) => `o${index}.service`);
+    const mail = composeFailureMail(failure(), diagnosis, {
+      ...context,
+      failingNow: ['nginx.service', ...others],
+    });
+    expect(mail.text).toContain(
+      `Also failing on web1: ${others.slice(0, FAILING_NOW_SHOWN).join(', ')} and 3 more.\n\nInvestigate:`,
+    );
+  });
+
+  it('says nothing else is failing when the list holds only the mail’s own unit', () => {
+    const mail = composeFailureMail(failure(), diagnosis, { ...context, failingNow: ['nginx.service'] });
+    expect(mail.text).toContain('\n\nNothing else is failing on web1.\n\nInvestigate:');
+  });
+
+  it('is left out when the caller gave no list', () => {
+    const mail = composeFailureMail(failure(), diagnosis, context);
+    expect(mail.text).not.toMatch(/failing on web1/);
+  });
+
+  it('a recovery mail says what is still down', () => {
+    const recovery = {
+      units: [
+        { unit: 'nginx.service', failures: 1, sinceMs: 0, critical: false, ending: 'recovered' as const },
+      ],
+      atMs: 1,
+    };
+    expect(
+      composeRecoveryMail(recovery, { ...context, failingNow: ['a.service', 'nginx.service', 'b.service'] })
+        .text,
+    ).toContain('\n\nStill failing on web1: a.service and b.service.\n\n-- \nunitwatch\n');
+    expect(composeRecoveryMail(recovery, { ...context, failingNow: [] }).text).toContain(
+      '\n\nNothing else is failing on web1.\n\n-- \nunitwatch\n',
+    );
   });
 });
 
@@ -480,6 +664,179 @@ describe('composeRecoveryMail', () => {
     expect(mail.headers.References).toBe('<first@web1>');
     expect(mail.headers['X-Unitwatch-Event']).toBe('recovery');
     expect(mail.text).toContain('Failures:   4');
+    expect(mail.text.split('\n')[0]).toBe('nginx.service is up again on web1 after 4 failures.');
+  });
+
+  it('says "1 failure" for a single one', () => {
+    const mail = composeRecoveryMail(
+      {
+        units: [{ unit: 'nginx.service', failures: 1, sinceMs: 0, critical: false, ending: 'recovered' }],
+        atMs: 1,
+      },
+      context,
+    );
+    expect(mail.text.split('\n')[0]).toBe('nginx.service is up again on web1 after 1 failure.');
+  });
+});
+
+describe('hostile text from units and journals (issue 10, item 5)', () => {
+  const hostile: [string, string][] = [
+    ['colour escape', 'a\u001b[31mred\u001b]8;;http://x\u0007'],
+    ['lone ESC', 'a\u001bb'],
+    ['BEL', 'a\u0007b'],
+    ['BS', 'abc\u0008\u0008\u0008xyz'],
+    ['DEL', 'a\u007fb'],
+    ['C1 CSI', 'a\u009b31mb'],
+    ['RLO override', 'a\u202eecivres.b'],
+    ['LRI isolate', 'a\u2066b\u2069'],
+    ['bidi marks', 'a\u200e\u200f\u061cb'],
+    ['CR LF', 'a\r\nb'],
+    ['lone LF', 'a\nb'],
+    ['NUL', 'a\u0000b'],
+    ['line separator', 'a\u2028b\u0085c'],
+    ['200 KB name', `${'n'.repeat(200 * 1024)}\u001b`],
+  ];
+  const MARK = 'FORGED-LINE';
+
+  /** Every kind of mail, with `text` in every field that comes from a unit or a journal. */
+  function everyMail(text: string) {
+    const hostileFacts = {
+      unit: `${text}.service`,
+      description: `${text}\n${MARK}`,
+      result: text,
+      subState: text,
+      activeState: 'failed',
+      fragmentPath: `/etc/${text}`,
+    };
+    const hostileDiagnosis: Diagnosis = {
+      status: output(`${text}\n`, { command: `systemctl status -- ${text}`, problem: text }),
+      journal: output(`${text}\n`, { command: `journalctl ${text}`, problem: text }),
+      lastWords: text,
+    };
+    const hostileContext = { ...context, notes: [text], failingNow: [text, `${text}2`] };
+    const kinds: Failure['kind'][] = ['failed', 'crash-restart', 'stopped'];
+    return [
+      ...kinds.map((kind) => ({
+        kind,
+        mail: composeFailureMail(failure(hostileFacts, kind), hostileDiagnosis, {
+          ...hostileContext,
+          count: 2,
+        }),
+      })),
+      {
+        kind: 'digest',
+        mail: composeDigestMail(
+          [
+            { failure: failure(hostileFacts), count: 2, critical: true, journal: [text, `${text}\n${MARK}`] },
+            { failure: failure({ ...hostileFacts, unit: `${text}-b.service` }), count: 1, critical: false },
+          ],
+          hostileContext,
+        ),
+      },
+      {
+        kind: 'recovery',
+        mail: composeRecoveryMail(
+          {
+            units: [
+              { unit: `${text}.service`, failures: 2, sinceMs: 0, critical: true, ending: 'recovered' },
+            ],
+            atMs: 1,
+          },
+          hostileContext,
+        ),
+      },
+      {
+        kind: 'recovery of a group, one stopped by hand',
+        mail: composeRecoveryMail(
+          {
+            units: [
+              { unit: `${text}.service`, failures: 2, sinceMs: 0, critical: true, ending: 'stopped' },
+              { unit: `${text}-b.service`, failures: 1, sinceMs: 0, critical: false, ending: 'recovered' },
+            ],
+            atMs: 1,
+          },
+          hostileContext,
+        ),
+      },
+    ];
+  }
+
+  for (const [name, text] of hostile) {
+    it(`neutralises ${name} in the Subject, every header and the body of every kind of mail`, () => {
+      for (const { kind, mail } of everyMail(text)) {
+        expect(mail.subject, `${kind} subject`).not.toMatch(NOT_ONE_LINE);
+        expect(mail.subject, `${kind} subject`).not.toMatch(FORBIDDEN_IN_BODY);
+        expect(mail.subject.length, `${kind} subject`).toBeLessThan(400);
+        for (const [header, value] of Object.entries(mail.headers)) {
+          expect(value, `${kind} ${header}`).not.toMatch(NOT_ONE_LINE);
+          expect(value, `${kind} ${header}`).not.toMatch(FORBIDDEN_IN_BODY);
+          expect(value.length, `${kind} ${header}`).toBeLessThanOrEqual(200);
+        }
+        expect(mail.text, `${kind} body`).not.toMatch(FORBIDDEN_IN_BODY);
+        expect(mail.text, `${kind} body`).not.toContain('\r');
+        // Status, journal output and notes are multi-line text capped by their producers; the rest is bounded here.
+        expect(mail.text.length, `${kind} body`).toBeLessThan(60_000 + 3 * bodyText(text).length);
+      }
+    });
+
+    it(`lets no Description or journal line with ${name} start a line of its own`, () => {
+      for (const { kind, mail } of everyMail(text)) {
+        const forged = mail.text.split('\n').filter((line) => line.trimStart().startsWith(MARK));
+        expect(forged, kind).toEqual([]);
+      }
+    });
+  }
+
+  it('puts no raw hostile name into a command to copy, and no over-long one at all', () => {
+    const evil = composeFailureMail(failure({ unit: 'x\u001b[2J\u202e.service' }), diagnosis, context);
+    expect(evil.text).toContain("  systemctl status --full -- $'x\\x1b[2J\\u202e.service'\n");
+    const long = composeFailureMail(failure({ unit: `${'n'.repeat(300)}.service` }), diagnosis, context);
+    expect(long.text).toContain(
+      'Investigate:\n  systemctl list-units --failed   # the unit name is 308 characters',
+    );
+    expect(long.text).not.toContain(`-- ${'n'.repeat(300)}`);
+  });
+
+  it('puts no invocation id into a command or header unless it is 32 hex digits', () => {
+    const mail = composeFailureMail(failure({ invocationId: '$(reboot)' }), diagnosis, context);
+    expect(mail.text).not.toContain('_SYSTEMD_INVOCATION_ID=$(reboot)');
+    expect(mail.text).toContain('  journalctl -b -u nginx.service\n');
+    expect(mail.headers).not.toHaveProperty('X-Unitwatch-Invocation');
+  });
+});
+
+describe('composeFailureMail: read on a phone at 3 a.m.', () => {
+  const said: Diagnosis = {
+    status: output('× nginx.service - Web server\n     Active: failed (Result: exit-code)\n'),
+    journal: output('Nov 22 04:32:22 nginx[812]: bind() failed\n', {
+      command: `journalctl _SYSTEMD_INVOCATION_ID=${INVOCATION} + INVOCATION_ID=${INVOCATION}`,
+    }),
+    settled: true,
+    lastWords: 'bind() to 0.0.0.0:80 failed (98: Address already in use)',
+  };
+
+  it('says what broke and where first, then what it last said', () => {
+    const lines = composeFailureMail(failure(), said, context).text.split('\n');
+    expect(lines.slice(0, 2)).toEqual([
+      'nginx.service failed on web1.',
+      'It said: bind() to 0.0.0.0:80 failed (98: Address already in use)',
+    ]);
+  });
+
+  it('shows status, then the journal, then what else fails, and ends with the commands to type', () => {
+    const text = composeFailureMail(failure(), said, { ...context, failingNow: ['db.service'] }).text;
+    const at = [
+      '── status:',
+      '── journal of this invocation:',
+      'Also failing on web1: db.service.',
+      'Investigate:',
+      '-- \nunitwatch',
+    ].map((marker) => text.indexOf(marker));
+    expect(at.every((index) => index > 0)).toBe(true);
+    expect(at).toEqual([...at].sort((a, b) => a - b));
+    expect(
+      text.endsWith('  systemctl reset-failed -- nginx.service   # once handled\n\n-- \nunitwatch\n'),
+    ).toBe(true);
   });
 
   it('says "stopped", not "recovered", for a unit stopped by hand', () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   bodyText,
@@ -147,6 +148,20 @@ describe('shellQuote', () => {
     expect(shellQuote('evil\u001b[31m.service')).toBe("$'evil\\x1b[31m.service'");
     expect(shellQuote("a\u202e'b\\.service")).toBe("$'a\\u202e\\'b\\\\.service'");
     expect(shellQuote('a\nb')).toBe("$'a\\x0ab'");
+  });
+
+  it('gives bash back exactly the name, for every kind of hostile name', () => {
+    const names = [
+      'evil\u001b[31m.service',
+      "a\u202e'b\\.service",
+      'a\r\nb',
+      'x;rm -rf /',
+      '-.mount',
+      '$(id)\u0007.service',
+    ];
+    for (const name of names) {
+      expect(execFileSync('bash', ['-c', `printf %s ${shellQuote(name)}`]).toString(), name).toBe(name);
+    }
   });
 
   it('quotes the empty word', () => {
