@@ -480,9 +480,9 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_JOURNAL_SETTLE',
       description:
-        "When the first `systemctl status` of a failed unit does not yet show systemd's own " +
-        '"Failed with result" line, journald may not have stored the last lines the unit wrote: wait this ' +
-        'long and gather again.',
+        "When the failed invocation's journal does not yet show systemd's own closing line (\"Failed with " +
+        'result", "Main process exited"), journald may not have stored the last lines the unit wrote: wait ' +
+        'this long and read the journal again.',
       defaultText: '250ms',
       example: '1s',
       schema: duration(0, 10_000),

@@ -138,14 +138,15 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
     expect(bodyOf(mail)).toContain('innocent Bcc: victim@example.com Subject: pwned forged body');
   });
 
-  it('caps a status output of megabytes and says so', async () => {
-    // 50 journal lines of 40,000 characters: about 2 MB of `systemctl status --lines=50` output.
+  it('caps the journal output of a chatty unit and says so', async () => {
+    // 50 journal lines of 3,000 characters (under journald's 4,096-byte field display limit): some
+    // 150 KB of journal for the invocation, against the 64K of UNITWATCH_OUTPUT_LIMIT.
     await instance.run([
       'systemd-run',
       '--unit=chatty.service',
       '/bin/sh',
       '-c',
-      'i=0; while [ $i -lt 50 ]; do head -c 40000 /dev/zero | tr "\\0" x; echo; i=$((i+1)); done; exit 2',
+      'i=0; while [ $i -lt 50 ]; do head -c 3000 /dev/zero | tr "\\0" x; echo; i=$((i+1)); done; exit 2',
     ]);
     await smtp.waitForMailAbout('chatty.service', MAIL_WAIT_MS);
     const [mail] = smtp.mailsAbout('chatty.service');
