@@ -693,13 +693,13 @@ export class FailureWatcher {
 
   /** Stages the key with the state change it belongs to; the oldest key goes beyond the bound. */
   #rememberDurably(key: string): void {
-    if (!this.#durable) return;
-    this.#deps.state.set(`r:${key}`, 1);
+    if (this.#durable) this.#deps.state.set(`r:${key}`, 1);
+    // Bounded whether or not the state can be written.
     if (this.#reported.size > REMEMBERED_FAILURES) {
       const oldest = this.#reported.values().next().value;
       if (oldest !== undefined) {
         this.#reported.delete(oldest);
-        this.#deps.state.delete(`r:${oldest}`);
+        if (this.#durable) this.#deps.state.delete(`r:${oldest}`);
       }
     }
   }
