@@ -643,10 +643,11 @@ export class FailureWatcher {
   #diagnose(facts: UnitFacts): Promise<Diagnosis> {
     return this.#diagnoses.run(async () => {
       const first = await this.#deps.gather(facts.unit, facts.invocationId);
-      // systemd logs "Failed with result" after the unit's own last lines; until the journal shows it,
-      // journald may not have stored what the unit wrote before it died: wait once, then read the
-      // journal again (only the journal: the status is one fork less).
-      if (first.settled === true || first.status.text.includes('Failed with result')) return first;
+      // journald stores what a unit wrote to stdout/stderr when it reads the stream, which can be after
+      // systemd's own "Failed with result" line for a unit that died at once (seen in a real systemd:
+      // the unit's only line missing from the mail). So settled is not enough: without a line of the
+      // unit's own, wait once and read the journal again (only the journal: one fork, not two).
+      if (first.settled === true && first.lastWords !== undefined) return first;
       await this.#deps.sleep(this.#deps.config.journalSettleMs);
       const refresh = this.#deps.refreshJournal;
       return refresh === undefined

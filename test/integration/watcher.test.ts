@@ -58,6 +58,23 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
     expect(body).toContain('cannot bind 0.0.0.0:8443 marker-7f3a');
   });
 
+  it('shows, under the headline, the one line a unit wrote to stderr before dying at once', async () => {
+    // journald may store such a line after systemd's own "Failed with result": the mail must wait for it.
+    await instance.run([
+      'systemd-run',
+      '--unit=nginx-bind.service',
+      '/bin/sh',
+      '-c',
+      'echo "nginx: [emerg] bind() to 0.0.0.0:443 failed (98: Address already in use)" >&2; exit 1',
+    ]);
+    await smtp.waitForMailAbout('nginx-bind.service', MAIL_WAIT_MS);
+    const body = bodyOf(smtp.mailsAbout('nginx-bind.service')[0]);
+    expect(body).toContain(
+      'It said: nginx: [emerg] bind() to 0.0.0.0:443 failed (98: Address already in use)',
+    );
+    expect(body).toMatch(/sh\[\d+\]: nginx: \[emerg\] bind\(\)/);
+  });
+
   it('reports a crash that Restart= hides behind an automatic restart', async () => {
     await instance.run([
       'systemd-run',
