@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     const rows = [
       '| measure | value |',
       '| --- | --- |',
-      `| forged signals → mails | ${flood.signals} → ${flood.mails} |`,
+      `| forged signals sent → dropped by unitwatch → mailed | ${flood.signals} → ${flood.dropped} → ${flood.mails} |`,
       `| RSS growth over the flood | ${(flood.rssGrowthKb / 1024).toFixed(1)} MiB |`,
       `| CPU idle again after the last forged signal | ${(flood.idleAfterLastSignalMs / 1000).toFixed(1)} s |`,
       `| RSS before / right after / settled, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(0)} / ${(transient.rssRightAfterKb / 1024).toFixed(0)} / ${(transient.rssSettledKb / 1024).toFixed(0)} MiB |`,
