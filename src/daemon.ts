@@ -107,6 +107,8 @@ export class Daemon {
   #watchdogTimer: NodeJS.Timeout | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #stopping = false;
+  /** When the current bus connection was made and caught up; `unitwatch status` shows it. */
+  #connectedSinceMs: number | undefined;
   /** Set while the bus is lost: when and how many attempts so far. WATCHDOG=1 pauses meanwhile. */
   #reconnecting: { sinceMs: number; attempt: number } | undefined;
   /** Connected and caught up once; before that a lost bus is the start's retry loop's business. */
@@ -321,6 +323,7 @@ export class Daemon {
       this.#checkpoint();
     }
     watcher.catchUp(await bus.listUnits());
+    this.#connectedSinceMs = Date.now();
   }
 
   /** systemd re-executed (new unique name): subscribe again and compare, as after a reconnect. */
@@ -387,6 +390,8 @@ export class Daemon {
       parts.push(
         `reconnecting to the system bus since ${clockTime(this.#reconnecting.sinceMs)} (attempt ${this.#reconnecting.attempt})`,
       );
+    } else if (this.#connectedSinceMs !== undefined) {
+      parts.push(`on the system bus since ${clockTime(this.#connectedSinceMs)}`);
     }
     const degraded = this.#outbox?.degraded;
     if (degraded !== undefined) {

@@ -198,6 +198,7 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     process.stdout.write(`unitwatch status (exit ${status.code}):\n${status.stdout}${status.stderr}`);
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/^unitwatch is running since /);
+    expect(status.stdout).toMatch(/^ {2}says: {5}on the system bus since \d\d:\d\d:\d\d; watching /m);
     expect(status.stdout).toContain(
       'Failed now: cap1.service, cap2.service, over1.service, over2.service, over3.service',
     );
