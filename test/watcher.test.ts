@@ -6,6 +6,7 @@ import type { UnitFacts } from '../src/core/failure.js';
 import type { ComposedMail } from '../src/core/message.js';
 import type { SelfNotificationState } from '../src/core/own-unit.js';
 import { FailureWatcher, type MailMeta, type StateStore } from '../src/watcher.js';
+import { unitFacts } from './fixtures/unit-facts.js';
 
 const SECOND = 1000;
 
@@ -124,20 +125,14 @@ class Host {
 
   /** systemd's facts for a unit, as a fact read returns them. */
   setFacts(unit: string, overrides: Partial<UnitFacts> = {}): void {
-    this.facts.set(unit, {
+    this.facts.set(
       unit,
-      description: `The ${unit}`,
-      activeState: 'failed',
-      subState: 'failed',
-      result: 'exit-code',
-      execMainCode: 1,
-      execMainStatus: 1,
-      restarts: 0,
-      invocationId: 'a'.repeat(32),
-      inactiveEnterTimestampUs: this.nowMs * 1000,
-      fragmentPath: `/etc/systemd/system/${unit}`,
-      ...overrides,
-    });
+      unitFacts(unit, {
+        invocationId: 'a'.repeat(32),
+        inactiveEnterTimestampUs: this.nowMs * 1000,
+        ...overrides,
+      }),
+    );
   }
 
   /** Moves the clock, firing due timers in order. */

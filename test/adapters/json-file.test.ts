@@ -9,22 +9,7 @@ import {
   removeTemporaryFiles,
   writeJsonAtomic,
 } from '../../src/adapters/json-file.js';
-import { createLogger, type Logger } from '../../src/adapters/logger.js';
-
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly [field: string]: unknown;
-}
-
-function memoryLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
-  });
-  return { logger, lines };
-}
+import { memoryLogger } from '../harness/memory-logger.js';
 
 const listOfStrings = (value: unknown) =>
   Array.isArray(value) && value.every((item) => typeof item === 'string') ? undefined : 'not a list of keys';

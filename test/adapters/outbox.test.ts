@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as realSleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/adapters/logger.js';
 import type { DeliveryReceipt, MailSender } from '../../src/adapters/mail-transport.js';
 import { Outbox, type OutboxOptions, type Schedule } from '../../src/adapters/outbox.js';
 import type { ComposedMail } from '../../src/core/message.js';
 import { MailDeliveryError } from '../../src/errors/mail-error.js';
+import { memoryLogger } from '../harness/memory-logger.js';
 
 /** A clock and timers that move only when the test says so; file I/O stays real. */
 class ManualClock {
@@ -117,21 +117,6 @@ class ScriptedSender implements MailSender {
   }
 }
 
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly [field: string]: unknown;
-}
-
-function memoryLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
-  });
-  return { logger, lines };
-}
-
 function mail(n: number): ComposedMail {
   return {
     subject: `[unitwatch] unit${n}.service failed on testhost (exit-code)`,
@@ -167,7 +152,7 @@ describe('Outbox', () => {
   let directory: string;
   let clock: ManualClock;
   let sender: ScriptedSender;
-  let log: { logger: Logger; lines: LogLine[] };
+  let log: ReturnType<typeof memoryLogger>;
   const outboxes: Outbox[] = [];
 
   function newOutbox(overrides: Partial<OutboxOptions> = {}): Outbox {

@@ -2,22 +2,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/adapters/logger.js';
 import { SystemdNotifier } from '../../src/adapters/sd-notify.js';
-
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-}
-
-function memoryLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
-  });
-  return { logger, lines };
-}
+import { memoryLogger } from '../harness/memory-logger.js';
 
 describe('SystemdNotifier', () => {
   let directory: string;

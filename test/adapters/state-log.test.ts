@@ -1,20 +1,15 @@
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateLog } from '../../src/adapters/state-log.js';
-
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-}
+import { type LogLine, memoryLogger } from '../harness/memory-logger.js';
 
 describe('StateLog', () => {
   let directory: string;
   let lines: LogLine[];
-  const logger = () =>
-    pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as LogLine) });
+  // Every reopened log writes into the same array: a spec reads what all of them said.
+  const logger = () => memoryLogger(lines).logger;
 
   beforeEach(async () => {
     directory = await mkdtemp(join(tmpdir(), 'unitwatch-state-'));

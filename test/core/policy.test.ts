@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FailureKind, UnitFacts } from '../../src/core/failure.js';
+import type { FailureKind } from '../../src/core/failure.js';
 import {
   type FailureEvent,
   type GlobalPolicyState,
@@ -11,6 +11,7 @@ import {
   type UnitPolicyState,
   type UnitReport,
 } from '../../src/core/policy.js';
+import { unitFacts } from '../fixtures/unit-facts.js';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -27,29 +28,18 @@ const DEFAULTS: PolicySettings = {
   recoveryGraceMs: 30 * SECOND,
 };
 
-function factsOf(unit: string): UnitFacts {
-  return {
-    unit,
-    description: `The ${unit}`,
-    activeState: 'failed',
-    subState: 'failed',
-    result: 'exit-code',
-    execMainCode: 1,
-    execMainStatus: 1,
-    restarts: 0,
-    invocationId: '',
-    inactiveEnterTimestampUs: 0,
-    fragmentPath: `/etc/systemd/system/${unit}`,
-  };
-}
-
 interface FailOptions {
   readonly critical?: boolean;
   readonly kind?: FailureKind;
 }
 
 function failureOf(unit: string, atMs: number, options: FailOptions = {}): FailureEvent {
-  return { kind: options.kind ?? 'failed', facts: factsOf(unit), atMs, critical: options.critical ?? false };
+  return {
+    kind: options.kind ?? 'failed',
+    facts: unitFacts(unit),
+    atMs,
+    critical: options.critical ?? false,
+  };
 }
 
 interface Sent {
