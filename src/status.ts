@@ -96,7 +96,7 @@ async function lastDelivery(): Promise<string | undefined> {
     return stdout
       .split('\n')
       .reverse()
-      .find((line) => /^(notification|mail) (sent|NOT|rejected|refused)/.test(line));
+      .find((line) => /^(mail sent|notification (NOT|LOST|rejected))/.test(line));
   } catch {
     return undefined;
   }

@@ -334,10 +334,10 @@ export class Outbox {
           to: accepted,
           messageId: entry.mail.messageId,
           response,
-          attempts: entry.attempts + 1,
           ...(carried.length === 0 ? {} : { reportedRejected: carried.length }),
         },
-        `notification sent: ${entry.mail.subject}`,
+        // Postfix-like: what was sent, and the server's code, in the sentence; its full answer in a field.
+        `mail sent: ${entry.mail.subject} (${response.slice(0, 3) || 'accepted'} after ${entry.attempts + 1} attempt${entry.attempts === 0 ? '' : 's'})`,
       );
       try {
         // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.

@@ -19,7 +19,7 @@ export interface StatusSnapshot {
   readonly incidents: readonly IncidentView[];
   readonly cap: { readonly used: number; readonly max: number };
   readonly outbox: { readonly pending: number; readonly oldestCreatedMs: number | undefined };
-  /** The last delivery the journal shows, e.g. `notification sent: … (250 OK)`. */
+  /** The last delivery the journal shows, e.g. `mail sent: … (250 after 1 attempt)`. */
   readonly lastDelivery: string | undefined;
   /** Why part of the picture is missing (state unreadable, systemd not answering), one line each. */
   readonly problems: readonly string[];

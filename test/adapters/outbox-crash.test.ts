@@ -50,7 +50,7 @@ function runWriter(directory: string, port: number, count: number): Run {
   return { child, lines, stderr, exited };
 }
 
-const sentBy = (run: Run) => run.lines.filter((line) => line.includes('"notification sent')).length;
+const sentBy = (run: Run) => run.lines.filter((line) => line.includes('"mail sent')).length;
 
 async function entryFiles(directory: string): Promise<number> {
   return (await readdir(directory)).filter((name) => name.endsWith('.json')).length;

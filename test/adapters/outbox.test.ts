@@ -217,11 +217,11 @@ describe('Outbox', () => {
 
     expect(await entryFiles(directory)).toEqual([]);
     expect(sender.delivered).toEqual([mail(1)]);
-    const sent = log.lines.filter((line) => line.msg.startsWith('notification sent'));
+    const sent = log.lines.filter((line) => line.msg.startsWith('mail sent'));
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({
       level: 30,
-      msg: `notification sent: ${mail(1).subject}`,
+      msg: `mail sent: ${mail(1).subject} (250 after 1 attempt)`,
       unit: 'unit1.service',
       event: 'failed',
       to: ['ops@example.org'],
@@ -364,7 +364,7 @@ describe('Outbox', () => {
     expect(carrier?.text).toContain(summary);
     // The report sits above the signature, where mail clients do not fold it away.
     expect(carrier?.text.indexOf(summary ?? '')).toBeLessThan(carrier?.text.indexOf('\n-- \n') ?? 0);
-    expect(log.lines.find((line) => line.msg.startsWith('notification sent'))).toMatchObject({
+    expect(log.lines.find((line) => line.msg.startsWith('mail sent'))).toMatchObject({
       reportedRejected: 1,
     });
 

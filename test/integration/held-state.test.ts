@@ -206,7 +206,7 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     expect(status.stdout).toContain('Open incidents: 6, 4 failures held for a later mail');
     expect(status.stdout).toMatch(/over1\.service: 1 failure since .*, in digest \(1 held\), next mail /);
     expect(status.stdout).toContain('Hourly cap: 2 of 2 mails used in the last hour');
-    expect(status.stdout).toMatch(/Last delivery: notification sent/);
+    expect(status.stdout).toMatch(/Last delivery: mail sent: .* \(250 after 1 attempt\)/);
     const json = await instance.exec([
       process.execPath,
       `${repoRoot}dist/cli.js`,

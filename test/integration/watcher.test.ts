@@ -192,14 +192,16 @@ describe.skipIf(skip !== undefined)('unitwatch in a real systemd', () => {
     const info = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
     const sent = info
       .split('\n')
-      .filter((line) => line.includes('notification sent') && line.includes('payments.service'));
+      .filter((line) => line.includes('mail sent') && line.includes('payments.service'));
     expect(sent).toHaveLength(1);
     // Text, not JSON: the message first, then the facts as key=value.
-    expect(sent[0]).toMatch(/^notification sent: .*payments\.service.* unit=payments\.service/);
+    expect(sent[0]).toMatch(
+      /^mail sent: .*payments\.service.* \(250 after 1 attempt\) unit=payments\.service/,
+    );
     expect(sent[0]).toContain('to=ops@example.org');
     expect(sent[0]).not.toContain('{');
     const warnings = await instance.journal('-u', 'unitwatch.service', '-o', 'cat', '-p', 'warning');
     expect(warnings).toContain('unit=payments.service');
-    expect(warnings).not.toContain('notification sent');
+    expect(warnings).not.toContain('mail sent');
   });
 });
