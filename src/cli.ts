@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { createLogger, journalText, type Logger } from './adapters/logger.js';
 import { MailTransport, readSmtpCaFile, readSmtpPassword } from './adapters/mail-transport.js';
 import { checkStateDirectory } from './adapters/state-directory.js';
-import { SystemdBus } from './adapters/systemd-bus.js';
+import { listUnitsOnce } from './adapters/systemd-bus.js';
 import { CHECK_UNKNOWN, type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
 import {
   type Config,
@@ -234,19 +234,11 @@ async function check(envFile: string | undefined): Promise<number> {
     process.stdout.write(`${result.line}\n`);
     return result.exitCode;
   }
-  const bus = new SystemdBus(
-    { onUnitChange: () => undefined, onDisconnect: () => undefined },
-    { callTimeoutMs: 10_000 },
-  );
   let result: CheckResult;
   try {
-    await bus.connect();
-    const units = await bus.listUnits();
-    result = evaluateCheck(units, unitFilter(config), config.critical);
+    result = evaluateCheck(await listUnitsOnce(), unitFilter(config), config.critical);
   } catch (error) {
     result = unknownCheck(`cannot ask systemd: ${error instanceof Error ? error.message : String(error)}`);
-  } finally {
-    bus.stop();
   }
   process.stdout.write(`${result.line}\n`);
   return result.exitCode;

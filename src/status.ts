@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readStateReadOnly } from './adapters/state-log.js';
-import { SystemdBus } from './adapters/systemd-bus.js';
+import { listUnitsOnce } from './adapters/systemd-bus.js';
 import type { StatelessConfig } from './core/config.js';
 import { isWatched, unitFilter } from './core/globs.js';
 import { type GlobalPolicyState, NotificationPolicy, type UnitPolicyState } from './core/policy.js';
@@ -55,22 +55,15 @@ async function daemonFacts(problems: string[]): Promise<StatusSnapshot['daemon']
 }
 
 async function failedNow(config: StatelessConfig, problems: string[]): Promise<string[] | undefined> {
-  const bus = new SystemdBus(
-    { onUnitChange: () => undefined, onDisconnect: () => undefined },
-    { callTimeoutMs: 10_000 },
-  );
   try {
-    await bus.connect();
     const filter = unitFilter(config);
-    return (await bus.listUnits())
+    return (await listUnitsOnce())
       .filter((unit) => unit.activeState === 'failed' && isWatched(unit.unit, filter))
       .map((unit) => unit.unit)
       .sort();
   } catch (error) {
     problems.push(`cannot ask systemd: ${error instanceof Error ? error.message : String(error)}`);
     return undefined;
-  } finally {
-    bus.stop();
   }
 }
 

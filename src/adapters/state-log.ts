@@ -1,6 +1,6 @@
-import { type FileHandle, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDirectory, writeJsonAtomic } from './json-file.js';
+import { setAside, syncDirectory, writeJsonAtomic } from './json-file.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -68,25 +68,33 @@ export async function readStateReadOnly(directory: string): Promise<Map<string, 
   } catch {
     // no snapshot yet, or unreadable: the log alone
   }
-  if (generation === undefined) {
-    const generations = (await readdir(directory).catch(() => [] as string[]))
-      .map((name) => LOG_PATTERN.exec(name)?.[1])
-      .filter((found): found is string => found !== undefined)
-      .map(Number);
-    generation = generations.length === 0 ? 0 : Math.max(...generations);
-  }
+  generation ??= (await newestLogGeneration(directory).catch(() => undefined)) ?? 0;
   const text = await readFile(join(directory, `state.${generation}.log`), 'utf8').catch(() => '');
-  for (const line of text.split('\n')) {
-    try {
-      const entry = JSON.parse(line) as unknown;
-      if (!Array.isArray(entry) || typeof entry[0] !== 'string') continue;
-      if (entry[1] === null) state.delete(entry[0]);
-      else state.set(entry[0], entry[1]);
-    } catch {
-      // a torn last line, or one the daemon will report itself
-    }
-  }
+  // A torn last line, or one the daemon reports itself, is skipped here.
+  for (const line of text.split('\n')) applyLogLine(state, line);
   return state;
+}
+
+/** Applies one `[key, value]` line (null deletes); false when the line is not one. */
+function applyLogLine(state: Map<string, unknown>, line: string): boolean {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(entry) || typeof entry[0] !== 'string') return false;
+  if (entry[1] === null) state.delete(entry[0]);
+  else state.set(entry[0], entry[1]);
+  return true;
+}
+
+async function newestLogGeneration(directory: string): Promise<number | undefined> {
+  const generations = (await readdir(directory))
+    .map((name) => LOG_PATTERN.exec(name)?.[1])
+    .filter((generation): generation is string => generation !== undefined)
+    .map(Number);
+  return generations.length === 0 ? undefined : Math.max(...generations);
 }
 
 export class StateLog {
@@ -120,7 +128,7 @@ export class StateLog {
   async start(): Promise<ReadonlyMap<string, unknown>> {
     const { directory } = this.#options;
     const snapshot = await this.#readSnapshot();
-    this.#generation = snapshot?.generation ?? (await this.#newestLogGeneration()) ?? 0;
+    this.#generation = snapshot?.generation ?? (await newestLogGeneration(this.#options.directory)) ?? 0;
     for (const [key, value] of snapshot?.entries ?? []) this.#live.set(key, value);
     const logPath = this.#logPath(this.#generation);
     await this.#replay(logPath);
@@ -221,14 +229,6 @@ export class StateLog {
     return join(this.#options.directory, `state.${generation}.log`);
   }
 
-  async #newestLogGeneration(): Promise<number | undefined> {
-    const generations = (await readdir(this.#options.directory))
-      .map((name) => LOG_PATTERN.exec(name)?.[1])
-      .filter((generation): generation is string => generation !== undefined)
-      .map(Number);
-    return generations.length === 0 ? undefined : Math.max(...generations);
-  }
-
   async #readSnapshot(): Promise<Snapshot | undefined> {
     const path = join(this.#options.directory, SNAPSHOT);
     let text: string;
@@ -236,7 +236,7 @@ export class StateLog {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return undefined;
-      await this.#moveAside(path, `cannot be read (${errorCode(error)})`);
+      await this.#moveAside(path, `unreadable: ${errorCode(error)}`);
       return undefined;
     }
     try {
@@ -248,7 +248,7 @@ export class StateLog {
     } catch {
       // reported below, like a snapshot of the wrong shape
     }
-    await this.#moveAside(path, 'is not a unitwatch state snapshot');
+    await this.#moveAside(path, 'not a unitwatch state snapshot');
     return undefined;
   }
 
@@ -258,7 +258,7 @@ export class StateLog {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return;
-      await this.#moveAside(path, `cannot be read (${errorCode(error)})`);
+      await this.#moveAside(path, `unreadable: ${errorCode(error)}`);
       return;
     }
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
@@ -272,15 +272,7 @@ export class StateLog {
     }
     let unreadable = 0;
     for (const line of complete.split('\n')) {
-      if (line === '') continue;
-      try {
-        const entry = JSON.parse(line) as unknown;
-        if (!Array.isArray(entry) || typeof entry[0] !== 'string') throw new Error('not a [key, value] line');
-        if (entry[1] === null) this.#live.delete(entry[0]);
-        else this.#live.set(entry[0], entry[1]);
-      } catch {
-        unreadable++;
-      }
+      if (line !== '' && !applyLogLine(this.#live, line)) unreadable++;
     }
     this.#logBytes = Buffer.byteLength(complete);
     if (unreadable > 0) {
@@ -292,20 +284,9 @@ export class StateLog {
   }
 
   async #moveAside(path: string, problem: string): Promise<void> {
-    const aside = `${path}.corrupt-${new Date(this.#options.now?.() ?? Date.now()).toISOString().replace(/[:.]/g, '')}`;
-    try {
-      await rename(path, aside);
-    } catch (error) {
-      // A directory or an unreadable file that cannot be moved: it is ignored, monitoring goes on.
-      this.#options.logger.error(
-        { file: path, err: error },
-        `${path} ${problem} and cannot be moved aside; ignoring it`,
-      );
-      return;
-    }
-    this.#options.logger.error(
-      { file: path, movedTo: aside },
-      `${path} ${problem}; moved aside to ${aside}, starting from an empty state`,
-    );
+    await setAside(path, problem, this.#options.logger, {
+      ...(this.#options.now === undefined ? {} : { now: this.#options.now }),
+      consequence: 'starting from an empty state',
+    });
   }
 }

@@ -79,6 +79,20 @@ export interface SystemdBusEvents {
   onDisconnect(reason: Error): void;
 }
 
+/** Every loaded unit, asked once on a connection of its own: for one-shot commands (`check`, `status`). */
+export async function listUnitsOnce(callTimeoutMs = 10_000): Promise<ListedUnit[]> {
+  const bus = new SystemdBus(
+    { onUnitChange: () => undefined, onDisconnect: () => undefined },
+    { callTimeoutMs },
+  );
+  try {
+    await bus.connect();
+    return await bus.listUnits();
+  } finally {
+    bus.stop();
+  }
+}
+
 /** systemd escapes every byte outside [A-Za-z0-9] of a unit name as `_xx` in its object path. */
 export function unitNameFromPath(objectPath: string): string | undefined {
   const prefix = `${MANAGER_PATH}/unit/`;

@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { Failure, UnitFacts } from './failure.js';
 import { bodyText, inlineText, shellQuote } from './text.js';
+import { UNIT_NAME_MAX_LENGTH } from './unit-name.js';
 
 /** What one diagnostic command produced, already decoded and capped by the adapter that ran it. */
 export interface CommandOutput {
@@ -71,9 +72,6 @@ export function listWords(words: readonly string[], more = 0): string {
   if (parts.length <= 1) return parts.join('');
   return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
 }
-
-/** systemd's UNIT_NAME_MAX is 256 with the NUL: a longer name is not one systemctl would accept. */
-const UNIT_NAME_MAX = 255;
 
 /** An invocation id as systemd writes it; anything else is not put into a command or a header. */
 function validInvocation(id: string): string {
@@ -195,7 +193,7 @@ function failingNowLine(
 
 /** Commands to copy; a unit name too long for systemd is not put into a command at all. */
 function investigateCommands(unit: string, invocationId: string): string[] {
-  if (unit.length > UNIT_NAME_MAX) {
+  if (unit.length > UNIT_NAME_MAX_LENGTH) {
     return [
       `systemctl list-units --failed   # the unit name is ${unit.length} characters, too long to show here`,
     ];
@@ -417,7 +415,7 @@ function digestJournal(entry: DigestEntry, budget: { left: number }, cut: Journa
   const see =
     invocationId !== ''
       ? invocationJournalCommand(invocationId)
-      : facts.unit.length <= UNIT_NAME_MAX
+      : facts.unit.length <= UNIT_NAME_MAX_LENGTH
         ? `journalctl -b -u ${shellQuote(facts.unit)}`
         : 'journalctl -b';
   // Lines cut only by the per-unit maximum are not a cut of the mail's budget.

@@ -1,4 +1,5 @@
 import { CHECK_CRITICAL, CHECK_OK, CHECK_UNKNOWN, CHECK_WARNING } from './check.js';
+import { plural } from './message.js';
 import type { IncidentView } from './policy.js';
 import { cleanLine } from './text.js';
 import { formatDuration } from './units-of-measure.js';
@@ -43,10 +44,6 @@ function ago(ms: number, nowMs: number): string {
 
 function at(ms: number): string {
   return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
-}
-
-function plural(count: number, word: string): string {
-  return `${count} ${word}${count === 1 ? '' : 's'}`;
 }
 
 /**

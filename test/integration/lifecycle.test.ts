@@ -81,7 +81,9 @@ describe.skipIf(skip !== undefined)('unitwatch lifecycle in a real systemd', () 
     ).toBe(true);
     expect(
       errors.some((line) =>
-        line.includes(`${STATE}/state.json is not a unitwatch state snapshot; moved aside`),
+        line.includes(
+          `state file ${STATE}/state.json is unusable (not a unitwatch state snapshot); moved aside`,
+        ),
       ),
     ).toBe(true);
     expect(await instance.property('unitwatch.service', 'NRestarts')).toBe('0');
