@@ -1,3 +1,4 @@
+import { DeadlineQueue } from './deadline-queue.js';
 import type { FailureKind, UnitFacts } from './failure.js';
 
 /**
@@ -159,6 +160,18 @@ export class NotificationPolicy {
   /** Units whose state changed since takeChanges() last ran, and whether the global part did. */
   readonly #dirty = new Set<string>();
   #globalDirty = false;
+  /**
+   * When `due` must next look at each unit, kept up to date from the units touched since, so that
+   * neither `nextDueMs` nor `due` walks every open incident (a storm of thousands would make each
+   * event cost as much as the storm). `#groups` indexes incidents by their thread's root, whose
+   * recoveries end together; `#groupReady` is when the last unit of such a group is through its
+   * grace period.
+   */
+  readonly #deadlines = new DeadlineQueue<string>();
+  readonly #stale = new Set<string>();
+  readonly #staleRoots = new Set<string>();
+  readonly #groups = new Map<string, Set<string>>();
+  readonly #groupReady = new Map<string, number>();
 
   constructor(settings: PolicySettings, newMessageId: () => string) {
     this.#settings = settings;
@@ -171,7 +184,12 @@ export class NotificationPolicy {
    */
   restore(units: Iterable<readonly [string, UnitPolicyState]>, global: GlobalPolicyState | undefined): void {
     for (const [unit, state] of units) {
-      if (state.incident !== undefined) this.#incidents.set(unit, structuredClone(state.incident));
+      if (state.incident !== undefined) {
+        const incident = structuredClone(state.incident);
+        this.#incidents.set(unit, incident);
+        if (incident.rootId !== undefined) this.#joinGroup(unit, incident.rootId);
+        this.#stale.add(unit);
+      }
       if (state.digest !== undefined) this.#digest.set(unit, structuredClone(state.digest));
     }
     if (global !== undefined) {
@@ -284,7 +302,7 @@ export class NotificationPolicy {
   failure(event: FailureEvent): Outgoing[] {
     const now = event.atMs;
     const unit = event.facts.unit;
-    this.#dirty.add(unit);
+    this.#touch(unit);
     this.#globalDirty = true;
     let incident = this.#incidents.get(unit);
     if (incident === undefined) {
@@ -352,12 +370,12 @@ export class NotificationPolicy {
   unitRemoved(unit: string): boolean {
     const incident = this.#incidents.get(unit);
     if (incident === undefined) return false;
-    this.#dirty.add(unit);
+    this.#touch(unit);
     if (incident.held !== undefined || incident.inDigest) {
       incident.gone = true;
       return false;
     }
-    this.#incidents.delete(unit);
+    this.#deleteIncident(unit);
     return true;
   }
 
@@ -368,7 +386,7 @@ export class NotificationPolicy {
   stopped(unit: string, atMs: number): Outgoing[] {
     const incident = this.#incidents.get(unit);
     if (incident === undefined) return [];
-    this.#dirty.add(unit);
+    this.#touch(unit);
     incident.stoppedAtMs ??= atMs;
     return [];
   }
@@ -377,7 +395,7 @@ export class NotificationPolicy {
   recovered(unit: string, atMs: number): Outgoing[] {
     const incident = this.#incidents.get(unit);
     if (incident === undefined) return [];
-    if (incident.upSinceMs === undefined) this.#dirty.add(unit);
+    if (incident.upSinceMs === undefined) this.#touch(unit);
     incident.upSinceMs ??= atMs;
     return [];
   }
@@ -388,11 +406,21 @@ export class NotificationPolicy {
     const ending: Array<readonly [string, Incident]> = [];
     this.#globalDirty = true;
     this.#forgetOldMailTimes(nowMs);
-    for (const [unit, incident] of this.#incidents) {
+    this.#refreshDeadlines();
+    // Ties by name: the heap's order depends on its history, and a restored policy (another
+    // history) must decide exactly as the one that kept running.
+    const dueUnits = this.#deadlines
+      .takeDue(nowMs)
+      .sort((a, b) => a.atMs - b.atMs || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const { key: unit } of dueUnits) {
+      // Whatever happens to it below, its deadline is worked out afresh.
+      this.#stale.add(unit);
+      const incident = this.#incidents.get(unit);
+      if (incident === undefined) continue;
       const held = incident.held;
       if (held !== undefined && incident.lastMailMs !== undefined) {
         if (nowMs >= incident.lastMailMs + this.#spacing(incident.level)) {
-          this.#dirty.add(unit);
+          this.#touch(unit);
           incident.held = undefined;
           out.push(...this.#sendUnitMail(incident, { unit, ...held }, nowMs));
         }
@@ -400,8 +428,8 @@ export class NotificationPolicy {
       }
       if (incident.inDigest) continue;
       if (incident.gone === true) {
-        this.#dirty.add(unit);
-        this.#incidents.delete(unit);
+        this.#touch(unit);
+        this.#deleteIncident(unit);
         continue;
       }
       if (this.#endsNow(incident, nowMs)) ending.push([unit, incident]);
@@ -434,8 +462,8 @@ export class NotificationPolicy {
       if (this.#groupStillComingUp(root, nowMs)) continue;
       const ended: RecoveredUnit[] = [];
       for (const [unit, incident] of group) {
-        this.#dirty.add(unit);
-        this.#incidents.delete(unit);
+        this.#touch(unit);
+        this.#deleteIncident(unit);
         if (!incident.reported || !(this.#settings.recoveryMails || incident.critical)) continue;
         ended.push({
           unit,
@@ -452,11 +480,19 @@ export class NotificationPolicy {
   }
 
   #groupStillComingUp(root: string, nowMs: number): boolean {
-    for (const incident of this.#incidents.values()) {
-      if (incident.rootId !== root || !this.#comingUp(incident)) continue;
-      if (nowMs < (incident.upSinceMs ?? 0) + this.#settings.recoveryGraceMs) return true;
+    return nowMs < (this.#readyTime(root) ?? Number.NEGATIVE_INFINITY);
+  }
+
+  /** When the last unit of the group still coming up is through its grace period; undefined: none is. */
+  #readyTime(root: string): number | undefined {
+    let ready: number | undefined;
+    for (const unit of this.#groups.get(root) ?? []) {
+      const incident = this.#incidents.get(unit);
+      if (incident === undefined || !this.#comingUp(incident)) continue;
+      const deadline = (incident.upSinceMs ?? 0) + this.#settings.recoveryGraceMs;
+      ready = ready === undefined ? deadline : Math.max(ready, deadline);
     }
-    return false;
+    return ready;
   }
 
   /** Up again and waiting out the grace period, with nothing held: its recovery is next. */
@@ -479,10 +515,15 @@ export class NotificationPolicy {
     for (const [unit, incident] of this.#incidents) {
       const held = incident.held;
       if (held === undefined) continue;
-      this.#dirty.add(unit);
+      this.#touch(unit);
       incident.held = undefined;
       incident.lastMailMs = nowMs;
-      out.push({ type: 'unit', report: { unit, ...held }, thread: this.#nextThread(incident), notes: [] });
+      out.push({
+        type: 'unit',
+        report: { unit, ...held },
+        thread: this.#nextThread(unit, incident),
+        notes: [],
+      });
     }
     if (this.#digest.size > 0) {
       this.#mailTimes.length = 0;
@@ -493,30 +534,86 @@ export class NotificationPolicy {
 
   /** When `due` next has something to do; undefined means nothing is waiting and no timer is needed. */
   nextDueMs(): number | undefined {
-    let next: number | undefined;
-    const consider = (ms: number) => {
-      next = next === undefined ? ms : Math.min(next, ms);
-    };
-    // An ending waits for the units of its group still in their grace period (see #endIncidents).
-    const groupReady = new Map<string, number>();
-    for (const incident of this.#incidents.values()) {
-      if (incident.rootId === undefined || !this.#comingUp(incident)) continue;
-      const deadline = (incident.upSinceMs ?? 0) + this.#settings.recoveryGraceMs;
-      groupReady.set(incident.rootId, Math.max(groupReady.get(incident.rootId) ?? deadline, deadline));
+    this.#refreshDeadlines();
+    const unitDue = this.#deadlines.earliest();
+    if (this.#digestDueMs === undefined) return unitDue;
+    return unitDue === undefined ? this.#digestDueMs : Math.min(unitDue, this.#digestDueMs);
+  }
+
+  /** The unit's state changed: it is saved with the next takeChanges() and its deadline recomputed. */
+  #touch(unit: string): void {
+    this.#dirty.add(unit);
+    this.#stale.add(unit);
+  }
+
+  #joinGroup(unit: string, root: string): void {
+    let members = this.#groups.get(root);
+    if (members === undefined) {
+      members = new Set();
+      this.#groups.set(root, members);
     }
-    const notBeforeGroup = (incident: Incident, ms: number) =>
-      Math.max(ms, (incident.rootId === undefined ? undefined : groupReady.get(incident.rootId)) ?? ms);
-    for (const incident of this.#incidents.values()) {
-      if (incident.held !== undefined && incident.lastMailMs !== undefined) {
-        consider(incident.lastMailMs + this.#spacing(incident.level));
-      } else if (incident.stoppedAtMs !== undefined && !incident.inDigest) {
-        consider(notBeforeGroup(incident, incident.stoppedAtMs));
-      } else if (incident.upSinceMs !== undefined && !incident.inDigest) {
-        consider(notBeforeGroup(incident, incident.upSinceMs + this.#settings.recoveryGraceMs));
-      }
+    members.add(unit);
+    this.#staleRoots.add(root);
+  }
+
+  /** The incident's thread starts here (unless it already has one): the unit joins that group. */
+  #setRoot(unit: string | undefined, incident: Incident, messageId: string): void {
+    if (incident.rootId !== undefined) return;
+    incident.rootId = messageId;
+    if (unit !== undefined) this.#joinGroup(unit, messageId);
+  }
+
+  #deleteIncident(unit: string): void {
+    const root = this.#incidents.get(unit)?.rootId;
+    this.#incidents.delete(unit);
+    this.#deadlines.delete(unit);
+    if (root === undefined) return;
+    const members = this.#groups.get(root);
+    members?.delete(unit);
+    if (members?.size === 0) this.#groups.delete(root);
+    this.#staleRoots.add(root);
+  }
+
+  /**
+   * Recomputes the deadlines of the units touched since the last call. A group's ready time moves
+   * only when one of its units changed; then each of its units is recomputed, since its ending
+   * waits for the whole group (see #endIncidents).
+   */
+  #refreshDeadlines(): void {
+    if (this.#stale.size === 0 && this.#staleRoots.size === 0) return;
+    for (const unit of this.#stale) {
+      const root = this.#incidents.get(unit)?.rootId;
+      if (root !== undefined) this.#staleRoots.add(root);
     }
-    if (this.#digestDueMs !== undefined) consider(this.#digestDueMs);
-    return next;
+    for (const root of this.#staleRoots) {
+      const ready = this.#readyTime(root);
+      if (ready === this.#groupReady.get(root)) continue;
+      if (ready === undefined) this.#groupReady.delete(root);
+      else this.#groupReady.set(root, ready);
+      for (const unit of this.#groups.get(root) ?? []) this.#stale.add(unit);
+    }
+    this.#staleRoots.clear();
+    for (const unit of this.#stale) {
+      const incident = this.#incidents.get(unit);
+      this.#deadlines.set(unit, incident === undefined ? undefined : this.#deadlineOf(incident));
+    }
+    this.#stale.clear();
+  }
+
+  /** When `due` must look at this incident; undefined: only an event (or the digest) moves it. */
+  #deadlineOf(incident: Incident): number | undefined {
+    if (incident.held !== undefined && incident.lastMailMs !== undefined) {
+      return incident.lastMailMs + this.#spacing(incident.level);
+    }
+    if (incident.inDigest) return undefined;
+    // Gone from systemd and nothing owed any more: closed at the next due(), which is now.
+    if (incident.gone === true) return incident.lastFailureMs;
+    let end: number;
+    if (incident.stoppedAtMs !== undefined) end = incident.stoppedAtMs;
+    else if (incident.upSinceMs !== undefined) end = incident.upSinceMs + this.#settings.recoveryGraceMs;
+    else return undefined;
+    const ready = incident.rootId === undefined ? undefined : this.#groupReady.get(incident.rootId);
+    return ready === undefined ? end : Math.max(end, ready);
   }
 
   #spacing(level: number): number {
@@ -539,7 +636,7 @@ export class NotificationPolicy {
   #addToDigest(unit: string, held: Held, now: number): void {
     const incident = this.#incidents.get(unit);
     if (incident !== undefined) incident.inDigest = true;
-    this.#dirty.add(unit);
+    this.#touch(unit);
     this.#globalDirty = true;
     this.#digest.set(unit, held);
     this.#digestStartMs ??= now;
@@ -591,7 +688,7 @@ export class NotificationPolicy {
       );
       return [];
     }
-    const thread = this.#nextThread(incident);
+    const thread = this.#nextThread(report.unit, incident);
     incident.level = incident.lastMailMs === undefined ? 0 : incident.level + 1;
     incident.lastMailMs = now;
     incident.reported = true;
@@ -624,7 +721,7 @@ export class NotificationPolicy {
     const messageId = this.#newMessageId();
     this.#globalDirty = true;
     for (const [unit, held] of this.#digest) {
-      this.#dirty.add(unit);
+      this.#touch(unit);
       reports.push({ unit, ...held });
       const incident = this.#incidents.get(unit);
       if (incident === undefined) continue;
@@ -632,7 +729,7 @@ export class NotificationPolicy {
       incident.level = incident.lastMailMs === undefined ? 0 : incident.level + 1;
       incident.reported = true;
       incident.lastMailMs = now;
-      incident.rootId ??= messageId;
+      this.#setRoot(unit, incident, messageId);
       incident.lastId = messageId;
     }
     this.#digest.clear();
@@ -655,11 +752,11 @@ export class NotificationPolicy {
     this.#digestDueMs = undefined;
     if (entry === undefined) return [];
     const [unit, held] = entry;
-    this.#dirty.add(unit);
+    this.#touch(unit);
     const incident = this.#incidents.get(unit);
     if (incident === undefined) return [];
     incident.inDigest = false;
-    const thread = this.#nextThread(incident);
+    const thread = this.#nextThread(unit, incident);
     incident.level = incident.lastMailMs === undefined ? 0 : incident.level + 1;
     incident.lastMailMs = now;
     incident.reported = true;
@@ -676,10 +773,12 @@ export class NotificationPolicy {
       this.#digestDueMs = Math.max(this.#digestDueMs ?? 0, slot.freeAtMs);
       return [];
     }
-    return [{ type: 'recovery', units, atMs: now, thread: this.#nextThread(incident), notes: slot.notes }];
+    // The incident is closed already: its thread is continued, no group is joined.
+    const thread = this.#nextThread(undefined, incident);
+    return [{ type: 'recovery', units, atMs: now, thread, notes: slot.notes }];
   }
 
-  #nextThread(incident: Incident): Thread {
+  #nextThread(unit: string | undefined, incident: Incident): Thread {
     const messageId = this.#newMessageId();
     const thread: Thread = {
       messageId,
@@ -688,7 +787,7 @@ export class NotificationPolicy {
         ...new Set([incident.rootId, incident.lastId].filter((id): id is string => id !== undefined)),
       ],
     };
-    incident.rootId ??= messageId;
+    this.#setRoot(unit, incident, messageId);
     incident.lastId = messageId;
     return thread;
   }

@@ -331,6 +331,79 @@ describe('NotificationPolicy: nextDueMs', () => {
   });
 });
 
+/**
+ * The next deadline worked out the slow way, from the saved state alone, walking every incident:
+ * what nextDueMs() computed before it kept an index. The index must agree with it at every step.
+ */
+function referenceNextDueMs(policy: NotificationPolicy, settings: PolicySettings): number | undefined {
+  const incidents = policy
+    .incidentUnits()
+    .map((unit) => policy.unitState(unit)?.incident)
+    .filter((incident) => incident !== undefined);
+  const spacing = (level: number) =>
+    settings.repeatIntervalsMs[Math.min(level, settings.repeatIntervalsMs.length - 1)] ?? 0;
+  const comingUp = (i: (typeof incidents)[number]) =>
+    i.upSinceMs !== undefined && i.stoppedAtMs === undefined && i.held === undefined && !i.inDigest;
+  const groupReady = new Map<string, number>();
+  for (const i of incidents) {
+    if (i.rootId === undefined || !comingUp(i)) continue;
+    const deadline = (i.upSinceMs ?? 0) + settings.recoveryGraceMs;
+    groupReady.set(i.rootId, Math.max(groupReady.get(i.rootId) ?? deadline, deadline));
+  }
+  const notBeforeGroup = (i: (typeof incidents)[number], ms: number) =>
+    Math.max(ms, (i.rootId === undefined ? undefined : groupReady.get(i.rootId)) ?? ms);
+  const candidates: number[] = [];
+  for (const i of incidents) {
+    if (i.held !== undefined && i.lastMailMs !== undefined) candidates.push(i.lastMailMs + spacing(i.level));
+    else if (i.inDigest) continue;
+    else if (i.gone === true) candidates.push(i.lastFailureMs);
+    else if (i.stoppedAtMs !== undefined) candidates.push(notBeforeGroup(i, i.stoppedAtMs));
+    else if (i.upSinceMs !== undefined)
+      candidates.push(notBeforeGroup(i, i.upSinceMs + settings.recoveryGraceMs));
+  }
+  const digestDue = policy.globalState().digestDueMs;
+  if (digestDue !== undefined) candidates.push(digestDue);
+  return candidates.length === 0 ? undefined : Math.min(...candidates);
+}
+
+describe('NotificationPolicy: nextDueMs agrees with a walk over every incident', () => {
+  it('at every step of a day of failures, storms, recoveries, stops and removals', () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const settings: PolicySettings = { ...DEFAULTS, maxMailsPerHour: 40, digestQuietMs: 2 * SECOND };
+    let ids = 0;
+    const policy = new NotificationPolicy(settings, () => `<${++ids}@test>`);
+    let now = 0;
+    let checks = 0;
+    let mails = 0;
+    const check = () => {
+      expect(policy.nextDueMs()).toBe(referenceNextDueMs(policy, settings));
+      checks++;
+    };
+    for (let step = 0; step < 4_000; step++) {
+      now += Math.floor(random() * (random() < 0.1 ? 10 * MINUTE : 3 * SECOND));
+      // Fire what is due first, as the watcher's timer would have, checking after each firing.
+      for (let next = policy.nextDueMs(); next !== undefined && next <= now; next = policy.nextDueMs()) {
+        mails += policy.due(Math.max(next, 0)).length;
+        check();
+      }
+      const unit = `u${Math.floor(random() * 60)}.service`;
+      const roll = random();
+      if (roll < 0.55) mails += policy.failure(failureOf(unit, now, { critical: random() < 0.05 })).length;
+      else if (roll < 0.8) policy.recovered(unit, now);
+      else if (roll < 0.9) policy.stopped(unit, now);
+      else policy.unitRemoved(unit);
+      check();
+    }
+    // The day exercised what the index has to follow: digests, groups recovering, and mail.
+    expect(checks).toBeGreaterThan(4_000);
+    expect(mails).toBeGreaterThan(100);
+  });
+});
+
 describe('NotificationPolicy: a crash loop of one unit every 10 s for 6 hours', () => {
   const durationMs = 6 * HOUR;
 
