@@ -31,6 +31,7 @@ import {
   type Outgoing,
   type UnitPolicyState,
 } from './core/policy.js';
+import { ReportedFailures } from './core/reported-failures.js';
 import { cleanLine } from './core/text.js';
 
 /** What the watcher needs from systemd; SystemdBus in the daemon, a test double in unit tests. */
@@ -124,7 +125,7 @@ export class FailureWatcher {
   readonly #filter: UnitFilter;
   readonly #tracker = new UnitStateTracker();
   readonly #policy: NotificationPolicy;
-  readonly #reported = new Set<string>();
+  readonly #reported = new ReportedFailures(REMEMBERED_FAILURES);
   readonly #inFlight = new Set<Promise<void>>();
   #cancelTimer: (() => void) | undefined;
   #timerDueMs: number | undefined;
@@ -187,7 +188,9 @@ export class FailureWatcher {
     let global: GlobalPolicyState | undefined;
     const undecided: Outgoing[] = [];
     for (const [key, value] of entries) {
-      if (typeof value !== 'object' && key.startsWith('r:')) this.#reported.add(key.slice(2));
+      if (typeof value !== 'object' && key.startsWith('r:')) {
+        for (const old of this.#reported.add(key.slice(2))) state.delete(`r:${old}`);
+      }
       if (typeof value !== 'object' || value === null) continue;
       if (key.startsWith('u:')) units.push([key.slice(2), value as UnitPolicyState]);
       else if (key === 'g') global = value as GlobalPolicyState;
@@ -226,6 +229,11 @@ export class FailureWatcher {
     // A unit systemd no longer lists was unloaded while nobody listened: forget its state.
     const listed = new Set(units.map((unit) => unit.unit));
     for (const unit of this.#tracker.units()) if (!listed.has(unit)) this.#tracker.forget(unit);
+    const unlisted = [...this.#reported.units()].filter((unit) => !listed.has(unit));
+    if (unlisted.length > 0) {
+      for (const unit of unlisted) this.#forgetReported(unit);
+      this.#track(this.#commit([]));
+    }
     for (const unit of units) {
       if (!isWatched(unit.unit, this.#filter)) continue;
       const previous = this.#tracker.transition(unit.unit, unit).previous;
@@ -317,10 +325,10 @@ export class FailureWatcher {
   unitRemoved(unit: string): void {
     this.#tracker.forget(unit);
     this.#restartsSeen.delete(unit);
-    if (this.#policy.unitRemoved(unit)) {
-      this.#schedule();
-      this.#track(this.#commit([]));
-    }
+    const forgotten = this.#forgetReported(unit);
+    const closed = this.#policy.unitRemoved(unit);
+    if (closed) this.#schedule();
+    if (closed || forgotten) this.#track(this.#commit([]));
   }
 
   handleChange(change: UnitChange): void {
@@ -489,7 +497,7 @@ export class FailureWatcher {
     const key = failureKey(kind, facts);
     if (this.#reported.has(key)) return;
     // In memory at once, so a second signal for it is ignored; on disk with the policy's state below.
-    this.#reported.add(key);
+    for (const old of this.#reported.add(key)) if (this.#durable) this.#deps.state.delete(`r:${old}`);
     const what: Record<FailureKind, string> = {
       failed: 'failed',
       'crash-restart': 'crashed and is being restarted',
@@ -692,16 +700,15 @@ export class FailureWatcher {
     }
   }
 
-  /** Stages the key with the state change it belongs to; the oldest key goes beyond the bound. */
+  /** Stages the key with the state change it belongs to. */
   #rememberDurably(key: string): void {
     if (this.#durable) this.#deps.state.set(`r:${key}`, 1);
-    // Bounded whether or not the state can be written.
-    if (this.#reported.size > REMEMBERED_FAILURES) {
-      const oldest = this.#reported.values().next().value;
-      if (oldest !== undefined) {
-        this.#reported.delete(oldest);
-        if (this.#durable) this.#deps.state.delete(`r:${oldest}`);
-      }
-    }
+  }
+
+  /** The unit was unloaded: its reported keys can never match again. True when there were some. */
+  #forgetReported(unit: string): boolean {
+    const keys = this.#reported.forgetUnit(unit);
+    if (this.#durable) for (const key of keys) this.#deps.state.delete(`r:${key}`);
+    return keys.length > 0;
   }
 }

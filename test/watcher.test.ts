@@ -14,6 +14,8 @@ const SECOND = 1000;
 class MemoryState implements StateStore {
   readonly durable = new Map<string, unknown>();
   readonly #live = new Map<string, unknown>();
+  /** Keys set or deleted since the last flush: a flush writes only those, as the state log does. */
+  readonly #changed = new Set<string>();
   failWrites = false;
 
   async start(): Promise<ReadonlyMap<string, unknown>> {
@@ -24,16 +26,21 @@ class MemoryState implements StateStore {
 
   set(key: string, value: unknown): void {
     this.#live.set(key, structuredClone(value));
+    this.#changed.add(key);
   }
 
   delete(key: string): void {
     this.#live.delete(key);
+    this.#changed.add(key);
   }
 
   async flush(): Promise<void> {
     if (this.failWrites) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-    this.durable.clear();
-    for (const [key, value] of this.#live) this.durable.set(key, structuredClone(value));
+    for (const key of this.#changed) {
+      if (this.#live.has(key)) this.durable.set(key, structuredClone(this.#live.get(key)));
+      else this.durable.delete(key);
+    }
+    this.#changed.clear();
   }
 }
 
@@ -430,6 +437,35 @@ describe('FailureWatcher: catch-up finds what happened while nobody listened', (
     watcher.handleChange(change('gone.service', 'active', 'running'));
     watcher.catchUp([]);
     expect(watcher.watchedUnits).toBe(0);
+  });
+
+  it('forgets what it reported of 5,000 units that failed and were unloaded, on disk too', async () => {
+    const host = new Host();
+    const watcher = await started(host, { UNITWATCH_RECOVERY: 'off' });
+    for (let i = 0; i < 5_000; i++) {
+      const unit = `gc-${i}.service`;
+      await failOnce(host, watcher, unit);
+      watcher.unitRemoved(unit);
+      await host.advance(100, watcher);
+    }
+    // Past the digests and the hourly cap they waited for: every mail owed has gone out.
+    await host.advance(3 * 3_600_000, watcher);
+    expect(host.mails.length).toBeGreaterThan(0);
+    const kept = [...host.state.durable.keys()].filter((key) => key.startsWith('r:') || key.startsWith('u:'));
+    expect(kept).toEqual([]);
+    expect(watcher.watchedUnits).toBe(0);
+    expect(watcher.openIncidents).toBe(0);
+  });
+
+  it('forgets at catch-up what it reported of a unit unloaded while it did not listen', async () => {
+    const host = new Host();
+    const first = await started(host);
+    await failOnce(host, first, 'gone.service');
+    expect([...host.state.durable.keys()].some((key) => key.startsWith('r:gone.service'))).toBe(true);
+    const second = await started(host);
+    second.catchUp([]);
+    await second.settle();
+    expect([...host.state.durable.keys()].some((key) => key.startsWith('r:gone.service'))).toBe(false);
   });
 
   it('forgets a unit systemd unloaded', async () => {
