@@ -17,7 +17,10 @@ import { sampleProcess, TICKS_PER_SECOND } from './lib/cgroup.js';
  * runs: run it alone.
  */
 
-const FORGED = Number(process.env.BENCH_FORGED ?? 50_000);
+/** Floods one after another, each measured from the RSS before the first: growth that stops growing is bounded. */
+const FORGED = (process.env.BENCH_FORGED ?? '50000,200000').split(',').map(Number);
+/** Two rounds: if the second adds nothing, what the first left is the heap's size, not units kept. */
+const TRANSIENT_ROUNDS = 2;
 const TRANSIENT = Number(process.env.BENCH_TRANSIENT ?? 5000);
 const LOOP_SECONDS = Number(process.env.BENCH_LOOP_SECONDS ?? 180);
 const STATE = '/var/lib/private/unitwatch';
@@ -84,11 +87,17 @@ async function settle(instance: SystemdInstance, smtp: SmtpSink, sentinel: strin
   );
 }
 
-async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
+/** The count in unitwatch's STATUS= line, cumulative since its start. */
+function droppedSoFar(status: string): number {
+  return Number(/(\d+) forged signals dropped/.exec(status)?.[1] ?? 0);
+}
+
+async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: number, round: number) {
   const pid = await hostPid(instance);
   await idleSince(pid, 30_000);
   const rssBefore = rssKb(pid);
   const mailsBefore = smtp.mails.length;
+  const droppedBefore = droppedSoFar(await instance.property('unitwatch.service', 'StatusText'));
   const listing = await instance.run(['busctl', '--system', 'list', '--unique', '--no-legend']);
   const mainPid = await instance.property('unitwatch.service', 'MainPID');
   const name = listing
@@ -96,7 +105,7 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
     .map((line) => line.trim().split(/\s+/))
     .find((columns) => columns[1] === mainPid)?.[0];
   if (name === undefined) throw new Error('unitwatch has no bus name');
-  log(`forging ${FORGED} signals to ${name} as an unprivileged user`);
+  log(`forging ${count} signals to ${name} as an unprivileged user`);
   await instance.run([
     'runuser',
     '-u',
@@ -108,12 +117,12 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
     'forged.service',
     'failed',
     'failed',
-    String(FORGED),
+    String(count),
   ]);
   const lastSignalMs = Date.now();
   const idleAtMs = await idleSince(pid, 120_000);
   const rssAfter = rssKb(pid);
-  await settle(instance, smtp, 'sentinel-forged.service');
+  await settle(instance, smtp, `sentinel-forged-${round}.service`);
   // Forged names are forged0.service … forgedN.service; the sentinel's name must not count.
   const forgedMails = smtp.mails
     .slice(mailsBefore)
@@ -123,9 +132,9 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
   // STATUS= is refreshed every 2 s: read it once that has surely happened since the flood.
   await sleep(3000);
   const status = await instance.property('unitwatch.service', 'StatusText');
-  const dropped = Number(/(\d+) forged signals dropped/.exec(status)?.[1] ?? 0);
+  const dropped = droppedSoFar(status) - droppedBefore;
   return {
-    signals: FORGED,
+    signals: count,
     mails: forgedMails.length,
     rssBeforeKb: rssBefore,
     rssAfterKb: rssAfter,
@@ -137,7 +146,7 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink) {
   };
 }
 
-async function transientUnits(instance: SystemdInstance, smtp: SmtpSink) {
+async function transientUnits(instance: SystemdInstance, smtp: SmtpSink, round: number) {
   const pid = await hostPid(instance);
   await idleSince(pid, 30_000);
   const rssBefore = rssKb(pid);
@@ -145,11 +154,11 @@ async function transientUnits(instance: SystemdInstance, smtp: SmtpSink) {
   await instance.run([
     'sh',
     '-c',
-    `i=1; while [ $i -le ${TRANSIENT} ]; do systemd-run --no-block --quiet -p CollectMode=inactive-or-failed --unit=gc-$i.service /bin/false; i=$((i+1)); done`,
+    `i=1; while [ $i -le ${TRANSIENT} ]; do systemd-run --no-block --quiet -p CollectMode=inactive-or-failed --unit=gc-${round}-$i.service /bin/false; i=$((i+1)); done`,
   ]);
   const rssRightAfter = rssKb(pid);
   await idleSince(pid, 300_000);
-  await settle(instance, smtp, 'sentinel-gc.service');
+  await settle(instance, smtp, `sentinel-gc-${round}.service`);
   const rssSettled = rssKb(pid);
   return {
     units: TRANSIENT,
@@ -251,21 +260,35 @@ async function main(): Promise<void> {
         : { Environment: `NODE_OPTIONS=${process.env.BENCH_NODE_OPTIONS}` },
     );
     await startUnitwatch(instance);
-    const flood = await forgedFlood(instance, smtp);
-    log(JSON.stringify(flood));
+    const floods = [];
+    for (const [round, count] of FORGED.entries()) {
+      const flood = await forgedFlood(instance, smtp, count, round);
+      log(JSON.stringify(flood));
+      floods.push(flood);
+    }
+    const baselineKb = floods[0]?.rssBeforeKb ?? Number.NaN;
     const loop = await crashLoop(instance);
     log(JSON.stringify(loop));
-    const transient = await transientUnits(instance, smtp);
-    log(JSON.stringify(transient));
-    const results = { at: new Date().toISOString(), flood, transient, loop };
+    const transients = [];
+    for (let round = 1; round <= TRANSIENT_ROUNDS; round++) {
+      const transient = await transientUnits(instance, smtp, round);
+      log(JSON.stringify(transient));
+      transients.push(transient);
+    }
+    const results = { at: new Date().toISOString(), floods, transients, loop };
     writeFileSync(`${repoRoot}bench/results/trust.json`, `${JSON.stringify(results, null, 2)}\n`);
     const rows = [
       '| measure | value |',
       '| --- | --- |',
-      `| forged signals sent → dropped by unitwatch → mailed | ${flood.signals} → ${flood.dropped} → ${flood.mails} |`,
-      `| RSS growth over the flood | ${(flood.rssGrowthKb / 1024).toFixed(1)} MiB |`,
-      `| CPU idle again after the last forged signal | ${(flood.idleAfterLastSignalMs / 1000).toFixed(1)} s |`,
-      `| RSS before / right after / settled, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(0)} / ${(transient.rssRightAfterKb / 1024).toFixed(0)} / ${(transient.rssSettledKb / 1024).toFixed(0)} MiB |`,
+      ...floods.flatMap((flood) => [
+        `| forged signals sent → dropped by unitwatch → mailed | ${flood.signals} → ${flood.dropped} → ${flood.mails} |`,
+        `| RSS growth over this flood / since before the first | ${(flood.rssGrowthKb / 1024).toFixed(1)} / ${((flood.rssAfterKb - baselineKb) / 1024).toFixed(1)} MiB |`,
+        `| CPU idle again after the last forged signal | ${(flood.idleAfterLastSignalMs / 1000).toFixed(1)} s |`,
+      ]),
+      ...transients.map(
+        (transient) =>
+          `| RSS before / right after / settled, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(1)} / ${(transient.rssRightAfterKb / 1024).toFixed(1)} / ${(transient.rssSettledKb / 1024).toFixed(1)} MiB |`,
+      ),
       `| crash loop: failures in ${loop.seconds} s | ${loop.failures} |`,
       `| state bytes written per failure | ${loop.bytesPerFailure} |`,
     ];

@@ -303,7 +303,6 @@ export class NotificationPolicy {
     const now = event.atMs;
     const unit = event.facts.unit;
     this.#touch(unit);
-    this.#globalDirty = true;
     let incident = this.#incidents.get(unit);
     if (incident === undefined) {
       incident = {
@@ -359,7 +358,10 @@ export class NotificationPolicy {
       this.#addToDigest(unit, { count: 1, latest: event, firstAtMs: now }, now);
       return [];
     }
-    if (isFirstOfIncident) this.#individualMailTimes.push(now);
+    if (isFirstOfIncident) {
+      this.#individualMailTimes.push(now);
+      this.#globalDirty = true;
+    }
     return this.#sendUnitMail(incident, { unit, latest: event, count: 1, firstAtMs: now }, now);
   }
 
@@ -629,6 +631,7 @@ export class NotificationPolicy {
     const window = this.#settings.stormWindowMs;
     while ((this.#individualMailTimes[0] ?? Number.POSITIVE_INFINITY) <= now - window) {
       this.#individualMailTimes.shift();
+      this.#globalDirty = true;
     }
     return this.#digest.size > 0 || this.#individualMailTimes.length >= this.#settings.stormThreshold;
   }
@@ -649,6 +652,7 @@ export class NotificationPolicy {
     const byDelay = start + this.#settings.digestDelayMs;
     const quiet = this.#settings.digestQuietMs;
     const due = quiet === undefined ? byDelay : Math.min(byDelay, now + quiet);
+    this.#globalDirty = true;
     this.#digestDueMs = Math.max(this.#digestNotBeforeMs ?? due, due);
   }
 
@@ -658,6 +662,7 @@ export class NotificationPolicy {
 
   /** Takes a slot under the hourly cap, or says when the next one frees up. */
   #takeMailSlot(now: number): { ok: true; notes: string[] } | { ok: false; freeAtMs: number } {
+    this.#globalDirty = true;
     this.#forgetOldMailTimes(now);
     const max = this.#settings.maxMailsPerHour;
     if (this.#mailTimes.length >= max) return { ok: false, freeAtMs: (this.#mailTimes[0] ?? now) + HOUR_MS };
