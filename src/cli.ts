@@ -26,6 +26,7 @@ import {
   systemManager,
   userManager,
   userStateDirectory,
+  userStateDirectoryCandidates,
 } from './core/service-manager.js';
 import { renderStatus } from './core/status-report.js';
 import { Daemon } from './daemon.js';
@@ -208,6 +209,15 @@ async function status(envFile: string | undefined, json: boolean, user: boolean)
   } catch (error) {
     process.stderr.write(`unitwatch: ${error instanceof Error ? error.message : String(error)}\n`);
     return CHECK_UNKNOWN;
+  }
+  // Outside the user unit there is no $STATE_DIRECTORY: look where its StateDirectory= may be.
+  if (
+    user &&
+    process.env.STATE_DIRECTORY === undefined &&
+    config.stateDirectory === userStateDirectory(process.env)
+  ) {
+    const found = userStateDirectoryCandidates(process.env).find((directory) => existsSync(directory));
+    if (found !== undefined) config = { ...config, stateDirectory: found };
   }
   const report = renderStatus(await gatherStatus(config, Date.now(), manager), Date.now());
   process.stdout.write(json ? `${JSON.stringify(report.json, null, 2)}\n` : report.text);

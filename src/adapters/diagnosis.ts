@@ -34,6 +34,7 @@ const JOURNAL_FIELDS = [
   '_SYSTEMD_INVOCATION_ID',
   'INVOCATION_ID',
   'USER_INVOCATION_ID',
+  '_SYSTEMD_USER_UNIT',
 ] as const;
 
 /**
@@ -120,9 +121,15 @@ export function parseJournalJson(text: string): JournalEntry[] {
     if (typeof record !== 'object' || record === null || Array.isArray(record)) continue;
     const fields = record as Record<string, unknown>;
     const realtime = Number(fieldText(fields.__REALTIME_TIMESTAMP) ?? '0');
+    // A user's manager runs in its own init.scope (journald's field, not the sender's), inside
+    // user@UID.service: its _SYSTEMD_INVOCATION_ID is that service's, and the unit it writes about
+    // is in USER_INVOCATION_ID.
+    const userManagerLine = fieldText(fields._SYSTEMD_USER_UNIT) === 'init.scope';
+    const aboutUnit = userManagerLine ? fieldText(fields.USER_INVOCATION_ID) : undefined;
     entries.push({
       realtimeUs: Number.isFinite(realtime) ? realtime : 0,
       invocationId:
+        aboutUnit ??
         fieldText(fields._SYSTEMD_INVOCATION_ID) ??
         fieldText(fields.INVOCATION_ID) ??
         fieldText(fields.USER_INVOCATION_ID) ??

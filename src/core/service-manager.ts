@@ -80,6 +80,24 @@ export function userStateDirectory(env: Environment): string | undefined {
   return undefined;
 }
 
+/**
+ * Where a user's unitwatch may have left its state, for `status --user` run outside the unit (no
+ * `$STATE_DIRECTORY` there): the default above, then `$XDG_CONFIG_HOME/unitwatch`, where systemd 252's
+ * StateDirectory=unitwatch puts it for a user unit (measured in the integration suite).
+ */
+export function userStateDirectoryCandidates(env: Environment): string[] {
+  const candidates: string[] = [];
+  const state = userStateDirectory(env);
+  if (state !== undefined) candidates.push(state);
+  const configHome = env.XDG_CONFIG_HOME?.startsWith('/')
+    ? env.XDG_CONFIG_HOME.replace(/\/+$/, '')
+    : env.HOME?.startsWith('/')
+      ? `${env.HOME.replace(/\/+$/, '')}/.config`
+      : undefined;
+  if (configHome !== undefined) candidates.push(`${configHome}/unitwatch`);
+  return candidates;
+}
+
 /** `--user` for systemctl and journalctl when the user's manager is watched, nothing otherwise. */
 export function scopeArguments(scope: ManagerScope): readonly string[] {
   return scope === 'user' ? ['--user'] : [];
