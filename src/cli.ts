@@ -49,8 +49,8 @@ Commands:
   check          one-shot monitoring-plugin check: exit 0 OK, 1 WARNING (failed units),
                  2 CRITICAL (a critical unit not active), 3 UNKNOWN (systemd unreachable)
   status         what the daemon is doing: failed units, open incidents, held failures,
-                 outbox, hourly cap (as root; --json for a machine); exit codes as check,
-                 2 when the daemon is not running
+                 outbox, hourly cap (as root, or as yourself with --user; --json for a
+                 machine); exit codes as check, 2 when the daemon is not running
 
 Options:
   --user           run, check, status, check-config: your own service manager (systemd --user)
