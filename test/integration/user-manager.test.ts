@@ -112,6 +112,21 @@ describe.skipIf(skip !== undefined)("unitwatch in a real user's manager (user@UI
     expect(report.problems ?? []).toEqual([]);
   });
 
+  it('reconnects when the session bus restarts, and mails a failure after it', {
+    timeout: 90_000,
+  }, async () => {
+    await alice.systemctl('restart', 'dbus.service');
+    await waitUntil(
+      'unitwatch reconnected to the session bus',
+      async () =>
+        /reconnected to the session bus/.test(await alice.journal('-u', 'unitwatch.service', '-o', 'cat')),
+      45_000,
+    );
+    await failUserUnit('after-bus-restart.service', 'after-bus-restart: real');
+    await smtp.waitForMailAbout('after-bus-restart.service', MAIL_WAIT_MS);
+    expect(await alice.property('unitwatch.service', 'NRestarts')).toBe('0');
+  });
+
   it("drops signals on the session bus that do not come from the user's manager", {
     timeout: 60_000,
   }, async () => {
