@@ -1,6 +1,8 @@
 # services.unitwatch: one daemon that mails when any systemd unit fails.
 # The unit's settings and hardening come from ./service.json, the same file the
 # integration tests install into a real systemd, so what is tested is what runs here.
+# services.unitwatch.userServices: the same daemon as a user service (`unitwatch run --user`) in
+# the manager of each listed user, from ./user-service.json, with that user's own configuration.
 {
   config,
   lib,
@@ -14,11 +16,13 @@ let
     mkOption
     mkIf
     mkDefault
+    mkMerge
     types
     ;
 
   cfg = config.services.unitwatch;
   definition = lib.importJSON ./service.json;
+  userDefinition = lib.importJSON ./user-service.json;
 
   settingsValue = types.oneOf [
     types.str
@@ -52,12 +56,65 @@ let
     int = "a string or an integer";
     bool = "a string or a boolean";
   };
-  settingNames = lib.attrNames cfg.settings;
-  unknownNames = lib.filter (name: !(variables ? ${name})) settingNames;
-  badValues = lib.filter (
-    name: variables ? ${name} && !(kindAccepts variables.${name} cfg.settings.${name})
-  ) settingNames;
+  unknownNamesIn = settings: lib.filter (name: !(variables ? ${name})) (lib.attrNames settings);
+  badValuesIn =
+    settings:
+    lib.filter (name: variables ? ${name} && !(kindAccepts variables.${name} settings.${name})) (
+      lib.attrNames settings
+    );
+  # The same checks for the system service and for each user's service, named by where they are.
+  settingsAssertions = where: settings: environmentFile: [
+    {
+      assertion = unknownNamesIn settings == [ ];
+      message = "${where}.settings: not a unitwatch variable: ${lib.concatStringsSep ", " (unknownNamesIn settings)} (known: ${lib.concatStringsSep ", " (lib.attrNames variables)})";
+    }
+    {
+      assertion = badValuesIn settings == [ ];
+      message = "${where}.settings: wrong type: ${
+        lib.concatMapStringsSep ", " (name: "${name} must be ${kindText.${variables.${name}}}") (
+          badValuesIn settings
+        )
+      }";
+    }
+    {
+      assertion = settings ? UNITWATCH_TO || environmentFile != null;
+      message = "${where}: set settings.UNITWATCH_TO, or provide it in environmentFile.";
+    }
+  ];
   environment = lib.mapAttrs (_: renderSetting) cfg.settings;
+  exportsOf =
+    settings:
+    lib.concatStringsSep "\n" (
+      lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg (renderSetting value)}") settings
+    );
+
+  # One user unit serves every listed user (ConditionUser=); this picks the user's own settings and
+  # environment file, which the daemon reads itself (--env-file), so it may live in the user's home.
+  userNames = lib.attrNames cfg.userServices;
+  userRun =
+    name:
+    let
+      user = cfg.userServices.${name};
+    in
+    ''
+      ${exportsOf user.settings}
+      exec ${lib.getExe cfg.package} "$@" ${
+        lib.optionalString (user.environmentFile != null) "--env-file ${lib.escapeShellArg user.environmentFile}"
+      }'';
+  userCases = lib.concatStrings (
+    map (name: ''
+      ${lib.escapeShellArg name})
+        ${userRun name}
+        ;;
+    '') userNames
+  );
+  userLauncher = pkgs.writeShellScript "unitwatch-user-service" ''
+    case "$USER" in
+    ${userCases}
+    esac
+    echo "unitwatch: no services.unitwatch.userServices entry for user $USER" >&2
+    exit 78
+  '';
 
   # Fixed by what the daemon is, not site policy: overriding these breaks it rather than relaxing it.
   fixedKeys = [
@@ -72,8 +129,27 @@ let
 
   # `unitwatch` for root, with the service's configuration: its settings, environmentFile and SMTP
   # password, so `unitwatch check-config`, `test-email` and `check` test what the service runs.
+  # A listed user typing `unitwatch … --user` gets their own service's configuration the same way;
+  # `run --user` is refused there, since their user service is that daemon.
   cli = pkgs.writeShellScriptBin "unitwatch" ''
     if [ "$(id -u)" != 0 ]; then
+      case " $* " in
+      *" --user "*)
+        case "$(id -un)" in
+        ${lib.concatStrings (
+          map (name: ''
+            ${lib.escapeShellArg name})
+              if [ "''${1-}" = run ]; then
+                echo "unitwatch: your daemon is the user service unitwatch.service (systemctl --user start unitwatch)" >&2
+                exit 64
+              fi
+              ${userRun name}
+              ;;
+          '') userNames
+        )}
+        esac
+        ;;
+      esac
       # The environmentFile and the password are root's; without them, the plain CLI.
       exec ${lib.getExe cfg.package} "$@"
     fi
@@ -111,6 +187,13 @@ let
     lib.removeAttrs definition.service [ "SupplementaryGroups" ]
     // lib.optionalAttrs (supplementaryGroups != [ ]) { SupplementaryGroups = supplementaryGroups; };
   otherUnitSettings = lib.removeAttrs unitSection (lib.attrNames unitOptionNames);
+  # ExecStart comes from here, not from the definition: the launcher adds `run --user`.
+  userFixedKeys = [
+    "Type"
+    "NotifyAccess"
+    "StateDirectory"
+    "RestartPreventExitStatus"
+  ];
 in
 {
   options.services.unitwatch = {
@@ -165,6 +248,52 @@ in
       '';
     };
 
+    userServices = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            settings = mkOption {
+              type = types.attrsOf settingsValue;
+              default = { };
+              example = lib.literalExpression ''{ UNITWATCH_TO = "alice@example.org"; }'';
+              description = ''
+                `UNITWATCH_*` variables for this user's daemon, checked as {option}`settings` is.
+                They land in the world-readable store: no secrets here.
+              '';
+            };
+            environmentFile = mkOption {
+              type = types.nullOr (types.strMatching "/.+");
+              default = null;
+              example = "/home/alice/.config/unitwatch/unitwatch.env";
+              description = ''
+                File of `UNITWATCH_*=value` lines read by the daemon itself (`--env-file`) as this
+                user, so it may be a file the user owns (mode 0600). Its values override
+                {option}`settings`. An SMTP password goes in a file it names with
+                `UNITWATCH_SMTP_PASSWORD_FILE`.
+              '';
+            };
+          };
+        }
+      );
+      default = { };
+      example = lib.literalExpression ''
+        {
+          alice = {
+            settings.UNITWATCH_TO = "alice@example.org";
+            settings.UNITWATCH_SMTP_URL = "smtp://mail.example.org:587";
+            environmentFile = "/home/alice/.config/unitwatch/unitwatch.env";
+          };
+        }
+      '';
+      description = ''
+        Users (by name) whose own service manager runs unitwatch as the user service
+        `unitwatch.service` (`unitwatch run --user`): it watches that user's units on their
+        session bus and mails about theirs only. Independent of {option}`enable`. The service
+        runs while the user's manager does; `users.users.<name>.linger = true` keeps it running
+        without a login.
+      '';
+    };
+
     journalAccess = mkOption {
       type = types.bool;
       default = true;
@@ -175,67 +304,86 @@ in
     };
   };
 
-  config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = unknownNames == [ ];
-        message = "services.unitwatch.settings: not a unitwatch variable: ${lib.concatStringsSep ", " unknownNames} (known: ${lib.concatStringsSep ", " (lib.attrNames variables)})";
-      }
-      {
-        assertion = badValues == [ ];
-        message = "services.unitwatch.settings: wrong type: ${
-          lib.concatMapStringsSep ", " (name: "${name} must be ${kindText.${variables.${name}}}") badValues
-        }";
-      }
-      {
-        assertion = cfg.settings ? UNITWATCH_TO || cfg.environmentFile != null;
-        message = "services.unitwatch: set settings.UNITWATCH_TO, or provide it in environmentFile.";
-      }
-    ];
+  config = mkMerge [
+    (mkIf cfg.enable {
+      assertions = settingsAssertions "services.unitwatch" cfg.settings cfg.environmentFile;
 
-    # DynamicUser= alone is not enough: dbus-daemon cannot resolve a dynamic user and drops
-    # its connection. With a static account of the same name systemd uses that account and
-    # keeps all of DynamicUser='s sandboxing.
-    users.users.${definition.service.User} = {
-      isSystemUser = true;
-      group = definition.service.Group;
-      description = "unitwatch daemon";
-    };
-    users.groups.${definition.service.Group} = { };
+      # DynamicUser= alone is not enough: dbus-daemon cannot resolve a dynamic user and drops
+      # its connection. With a static account of the same name systemd uses that account and
+      # keeps all of DynamicUser='s sandboxing.
+      users.users.${definition.service.User} = {
+        isSystemUser = true;
+        group = definition.service.Group;
+        description = "unitwatch daemon";
+      };
+      users.groups.${definition.service.Group} = { };
 
-    environment.systemPackages = [ cli ];
+      systemd.services.unitwatch = {
+        description = unitSection.Description;
+        after = unitSection.After or [ ];
+        wants = unitSection.Wants or [ ];
+        requires = unitSection.Requires or [ ];
+        before = unitSection.Before or [ ];
+        unitConfig = otherUnitSettings;
+        wantedBy = definition.install.WantedBy;
 
-    systemd.services.unitwatch = {
-      description = unitSection.Description;
-      after = unitSection.After or [ ];
-      wants = unitSection.Wants or [ ];
-      requires = unitSection.Requires or [ ];
-      before = unitSection.Before or [ ];
-      unitConfig = otherUnitSettings;
-      wantedBy = definition.install.WantedBy;
+        # systemd-notify (readiness), systemctl (status) and journalctl (log lines), matching
+        # the systemd that runs the unit.
+        path = [ config.systemd.package ];
 
-      # systemd-notify (readiness), systemctl (status) and journalctl (log lines), matching
-      # the systemd that runs the unit.
-      path = [ config.systemd.package ];
+        inherit environment;
 
-      inherit environment;
+        # Hardening and timings with mkDefault, so a site can relax one (and say why) without a fork;
+        # fixedKeys without, as they are what the daemon needs. MemoryDenyWriteExecute stays off as
+        # service.json says: V8's JIT needs it.
+        serviceConfig =
+          lib.mapAttrs (
+            name: value: if lib.elem name fixedKeys then value else mkDefault value
+          ) serviceSettings
+          // {
+            ExecStart = "${lib.getExe cfg.package} run";
+          }
+          // lib.optionalAttrs (cfg.environmentFile != null) {
+            EnvironmentFile = cfg.environmentFile;
+          }
+          // lib.optionalAttrs (cfg.smtpPasswordFile != null) {
+            LoadCredential = "smtp-password:${cfg.smtpPasswordFile}";
+          };
+      };
+    })
 
-      # Hardening and timings with mkDefault, so a site can relax one (and say why) without a fork;
-      # fixedKeys without, as they are what the daemon needs. MemoryDenyWriteExecute stays off as
-      # service.json says: V8's JIT needs it.
-      serviceConfig =
-        lib.mapAttrs (
-          name: value: if lib.elem name fixedKeys then value else mkDefault value
-        ) serviceSettings
-        // {
-          ExecStart = "${lib.getExe cfg.package} run";
-        }
-        // lib.optionalAttrs (cfg.environmentFile != null) {
-          EnvironmentFile = cfg.environmentFile;
-        }
-        // lib.optionalAttrs (cfg.smtpPasswordFile != null) {
-          LoadCredential = "smtp-password:${cfg.smtpPasswordFile}";
+    (mkIf (userNames != [ ]) {
+      assertions = lib.concatLists (
+        map (
+          name:
+          settingsAssertions "services.unitwatch.userServices.${name}" cfg.userServices.${name}.settings
+            cfg.userServices.${name}.environmentFile
+        ) userNames
+      );
+
+      # A user unit, in every user's manager, started only for the listed users. The hardening of
+      # user-service.json is what works in an unprivileged manager; that file says what is left out.
+      systemd.user.services.unitwatch = {
+        description = userDefinition.unit.Description;
+        after = userDefinition.unit.After or [ ];
+        wants = userDefinition.unit.Wants or [ ];
+        unitConfig = lib.removeAttrs userDefinition.unit (lib.attrNames unitOptionNames) // {
+          ConditionUser = map (name: "|${name}") userNames;
         };
-    };
-  };
+        wantedBy = userDefinition.install.WantedBy;
+        path = [ config.systemd.package ];
+        serviceConfig =
+          lib.mapAttrs (
+            name: value: if lib.elem name userFixedKeys then value else mkDefault value
+          ) userDefinition.service
+          // {
+            ExecStart = "${userLauncher} run --user";
+          };
+      };
+    })
+
+    (mkIf (cfg.enable || userNames != [ ]) {
+      environment.systemPackages = [ cli ];
+    })
+  ];
 }

@@ -2,7 +2,7 @@
 // The `--` matters: Node 20 itself consumes `--env-file` anywhere on its command line, even after the
 // script name, and exits 9 when the file is missing. Whoever runs this file directly must pass it too.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createLogger, journalText, type Logger } from './adapters/logger.js';
@@ -10,6 +10,7 @@ import { MailTransport, readSmtpCaFile, readSmtpPassword } from './adapters/mail
 import { checkStateDirectory } from './adapters/state-directory.js';
 import { listUnitsOnce } from './adapters/systemd-bus.js';
 import { CHECK_UNKNOWN, type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
+import { parseArguments } from './core/cli-arguments.js';
 import {
   type Config,
   type ConfigContext,
@@ -20,6 +21,13 @@ import {
 } from './core/config.js';
 import { parseEnvFile } from './core/env-file.js';
 import { unitFilter } from './core/globs.js';
+import {
+  type ServiceManager,
+  systemManager,
+  userManager,
+  userStateDirectory,
+  userStateDirectoryCandidates,
+} from './core/service-manager.js';
 import { renderStatus } from './core/status-report.js';
 import { Daemon } from './daemon.js';
 import { ConfigError, type ConfigProblem } from './errors/config-error.js';
@@ -30,7 +38,7 @@ export const EXIT_CONFIG = 78;
 const EXIT_USAGE = 64;
 const EXIT_FAILURE = 1;
 
-const USAGE = `Usage: unitwatch <command> [--env-file FILE]
+const USAGE = `Usage: unitwatch <command> [--user] [--env-file FILE]
 
 Mails you when a systemd unit fails.
 
@@ -41,10 +49,14 @@ Commands:
   check          one-shot monitoring-plugin check: exit 0 OK, 1 WARNING (failed units),
                  2 CRITICAL (a critical unit not active), 3 UNKNOWN (systemd unreachable)
   status         what the daemon is doing: failed units, open incidents, held failures,
-                 outbox, hourly cap (as root; --json for a machine); exit codes as check,
-                 2 when the daemon is not running
+                 outbox, hourly cap (as root, or as yourself with --user; --json for a
+                 machine); exit codes as check, 2 when the daemon is not running
 
 Options:
+  --user           run, check, status, check-config: your own service manager (systemd --user)
+                   on your session bus (DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus)
+                   instead of the system's; state in $STATE_DIRECTORY, else
+                   $XDG_STATE_HOME/unitwatch; mails and status use systemctl/journalctl --user
   --env-file FILE  read UNITWATCH_* variables from FILE (systemd EnvironmentFile= syntax)
                    on top of the environment
   --json           status only: print JSON
@@ -60,41 +72,6 @@ function version(): string {
     version: string;
   };
   return pkg.version;
-}
-
-interface Invocation {
-  readonly command: string;
-  readonly envFile: string | undefined;
-  readonly json: boolean;
-}
-
-function parseArguments(argv: readonly string[]): Invocation | string {
-  let command: string | undefined;
-  let envFile: string | undefined;
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '--json') {
-      json = true;
-    } else if (arg === '--env-file') {
-      envFile = argv[++i];
-      if (envFile === undefined) return '--env-file needs a file name';
-    } else if (arg.startsWith('--env-file=')) {
-      envFile = arg.slice('--env-file='.length);
-    } else if (arg === '-h' || arg === '--help') {
-      command = 'help';
-    } else if (arg === '-V' || arg === '--version') {
-      command = 'version';
-    } else if (arg.startsWith('-')) {
-      return `unknown option ${arg}`;
-    } else if (command === undefined) {
-      command = arg;
-    } else {
-      return `unexpected argument ${arg}`;
-    }
-  }
-  if (json && command !== 'status') return '--json goes with status only';
-  return { command: command ?? 'help', envFile, json };
 }
 
 async function readEnvironment(envFile: string | undefined): Promise<Record<string, string | undefined>> {
@@ -115,16 +92,27 @@ async function readEnvironment(envFile: string | undefined): Promise<Record<stri
   return env;
 }
 
-function configContext(): ConfigContext {
+function configContext(user: boolean): ConfigContext {
   return {
     hostname: hostname(),
     systemdStateDirectory: process.env.STATE_DIRECTORY,
     credentialsDirectory: process.env.CREDENTIALS_DIRECTORY,
+    defaultStateDirectory: user ? userStateDirectory(process.env) : undefined,
   };
 }
 
-async function run(config: Config, password: string | undefined, logger: Logger): Promise<number> {
-  const daemon = new Daemon(config, logger, password);
+/** PID 1 on the system bus, or with `--user` the user's manager on the session bus (or why not). */
+function serviceManager(user: boolean): ServiceManager | string {
+  return user ? userManager(process.env, existsSync) : systemManager(process.env);
+}
+
+async function run(
+  config: Config,
+  password: string | undefined,
+  logger: Logger,
+  manager: ServiceManager,
+): Promise<number> {
+  const daemon = new Daemon(config, logger, password, manager);
   process.on('unhandledRejection', (reason) => {
     // dbus-next rejects a promise nobody holds when its Hello fails; the bus 'error' event already
     // started a reconnect, so this must not end the daemon.
@@ -196,7 +184,7 @@ async function testEmail(config: StatelessConfig, password: string | undefined):
  * `unitwatch check` reads the same configuration as the daemon for its filters, but sends no mail:
  * where no recipient or transport is configured (a monitoring host's own env file), it needs none.
  */
-async function readFilterConfig(envFile: string | undefined): Promise<StatelessConfig> {
+async function readFilterConfig(envFile: string | undefined, user: boolean): Promise<StatelessConfig> {
   const env = await readEnvironment(envFile);
   return parseConfigFor(
     'check-config',
@@ -207,28 +195,41 @@ async function readFilterConfig(envFile: string | undefined): Promise<StatelessC
         : {}),
       ...env,
     },
-    configContext(),
+    configContext(user),
   );
 }
 
 /** `unitwatch status`: the daemon's unit, the failed units, and the state it saved, read-only. */
-async function status(envFile: string | undefined, json: boolean): Promise<number> {
+async function status(envFile: string | undefined, json: boolean, user: boolean): Promise<number> {
   let config: StatelessConfig;
+  const manager = serviceManager(user);
   try {
-    config = await readFilterConfig(envFile);
+    if (typeof manager === 'string') throw new Error(manager);
+    config = await readFilterConfig(envFile, user);
   } catch (error) {
     process.stderr.write(`unitwatch: ${error instanceof Error ? error.message : String(error)}\n`);
     return CHECK_UNKNOWN;
   }
-  const report = renderStatus(await gatherStatus(config, Date.now()), Date.now());
+  // Outside the user unit there is no $STATE_DIRECTORY: look where its StateDirectory= may be.
+  if (
+    user &&
+    process.env.STATE_DIRECTORY === undefined &&
+    config.stateDirectory === userStateDirectory(process.env)
+  ) {
+    const found = userStateDirectoryCandidates(process.env).find((directory) => existsSync(directory));
+    if (found !== undefined) config = { ...config, stateDirectory: found };
+  }
+  const report = renderStatus(await gatherStatus(config, Date.now(), manager), Date.now());
   process.stdout.write(json ? `${JSON.stringify(report.json, null, 2)}\n` : report.text);
   return report.exitCode;
 }
 
-async function check(envFile: string | undefined): Promise<number> {
+async function check(envFile: string | undefined, user: boolean): Promise<number> {
   let config: StatelessConfig;
+  const manager = serviceManager(user);
   try {
-    config = await readFilterConfig(envFile);
+    if (typeof manager === 'string') throw new Error(manager);
+    config = await readFilterConfig(envFile, user);
   } catch (error) {
     const result = unknownCheck(error instanceof Error ? error.message : String(error));
     process.stdout.write(`${result.line}\n`);
@@ -236,7 +237,7 @@ async function check(envFile: string | undefined): Promise<number> {
   }
   let result: CheckResult;
   try {
-    result = evaluateCheck(await listUnitsOnce(), unitFilter(config), config.critical);
+    result = evaluateCheck(await listUnitsOnce(10_000, manager), unitFilter(config), config.critical);
   } catch (error) {
     result = unknownCheck(`cannot ask systemd: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -258,8 +259,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`unitwatch ${version()}\n`);
     return 0;
   }
-  if (invocation.command === 'check') return check(invocation.envFile);
-  if (invocation.command === 'status') return status(invocation.envFile, invocation.json);
+  if (invocation.command === 'check') return check(invocation.envFile, invocation.user);
+  if (invocation.command === 'status') return status(invocation.envFile, invocation.json, invocation.user);
   if (!['run', 'check-config', 'test-email'].includes(invocation.command)) {
     process.stderr.write(`unitwatch: unknown command ${invocation.command}\n\n${USAGE}`);
     return EXIT_USAGE;
@@ -271,18 +272,29 @@ export async function main(argv: readonly string[]): Promise<number> {
   let daemonConfig: Config | undefined;
   let config: StatelessConfig;
   let password: string | undefined;
+  let manager: ServiceManager | undefined;
   try {
     const env = await readEnvironment(invocation.envFile);
+    const context = configContext(invocation.user);
+    const problems: ConfigProblem[] = [];
     if (command === 'run') {
-      daemonConfig = parseConfig(env, configContext());
+      // The bus is named with the configuration's problems, so one run reports every problem.
+      const found = serviceManager(invocation.user);
+      if (typeof found === 'string') problems.push({ key: '--user', message: found });
+      else manager = found;
+      try {
+        daemonConfig = parseConfig(env, context);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        throw new ConfigError([...problems, ...error.problems]);
+      }
       config = daemonConfig;
     } else {
-      config = parseConfigFor(command, env, configContext());
+      config = parseConfigFor(command, env, context);
     }
     // The files the configuration names, checked together so that one run reports every problem.
     const transport = config.transport;
     const stateDirectory = daemonConfig?.stateDirectory;
-    const problems: ConfigProblem[] = [];
     const attempt = async <T>(step: () => T | Promise<T>): Promise<T | undefined> => {
       try {
         return await step();
@@ -305,11 +317,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
 
-  if (daemonConfig !== undefined)
+  if (daemonConfig !== undefined && manager !== undefined)
     return run(
       daemonConfig,
       password,
       createLogger({ level: daemonConfig.logLevel, format: daemonConfig.logFormat }),
+      manager,
     );
   if (command === 'check-config') {
     process.stdout.write(renderEffectiveConfig(config));

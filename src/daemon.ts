@@ -12,6 +12,7 @@ import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
+import { type ServiceManager, systemManager } from './core/service-manager.js';
 import { BusUnreachableError, rootMessage } from './errors/bus-unreachable-error.js';
 import { FailureWatcher, type SelfStateStore, type StateStore } from './watcher.js';
 
@@ -26,7 +27,6 @@ const CONNECT_ATTEMPT_TIMEOUT_MS = 3000;
 const STOP_GRACE_MS = 8000;
 /** How often STATUS= is brought up to date; systemd-notify runs only when the line changed. */
 const STATUS_INTERVAL_MS = 2000;
-const DEFAULT_SYSTEM_BUS = 'unix:path=/var/run/dbus/system_bus_socket';
 
 /**
  * The state log, and once the keys that versions before 0.2 kept in `reported.json`: taken over
@@ -99,6 +99,8 @@ export class Daemon {
   readonly #config: Config;
   readonly #logger: Logger;
   readonly #smtpPassword: string | undefined;
+  /** PID 1 on the system bus, or (`run --user`) the user's manager on the session bus. */
+  readonly #manager: ServiceManager;
   #mail: MailTransport | undefined;
   #outbox: Outbox | undefined;
   #bus: SystemdBus | undefined;
@@ -117,10 +119,21 @@ export class Daemon {
   readonly #abort = new AbortController();
   #teardown: Promise<void> | undefined;
 
-  constructor(config: Config, logger: Logger, smtpPassword: string | undefined) {
+  constructor(
+    config: Config,
+    logger: Logger,
+    smtpPassword: string | undefined,
+    manager: ServiceManager = systemManager(process.env),
+  ) {
     this.#config = config;
     this.#logger = logger;
     this.#smtpPassword = smtpPassword;
+    this.#manager = manager;
+  }
+
+  /** `system bus` or `session bus`, as the log lines say. */
+  get #busName(): string {
+    return this.#manager.busName;
   }
 
   /**
@@ -160,6 +173,7 @@ export class Daemon {
       statusLines: config.statusLines,
       timeoutMs: config.commandTimeoutMs,
       maxBytes: config.outputLimitBytes,
+      scope: this.#manager.scope,
     };
     const watcher = new FailureWatcher({
       config,
@@ -171,7 +185,11 @@ export class Daemon {
       gather: (unit, invocationId) => gatherDiagnosis(unit, invocationId, diagnosisOptions),
       refreshJournal: (diagnosis, invocationId) => refreshJournal(diagnosis, invocationId, diagnosisOptions),
       gatherJournals: (entries) =>
-        gatherJournals(entries, { timeoutMs: config.commandTimeoutMs, maxBytes: config.outputLimitBytes }),
+        gatherJournals(entries, {
+          timeoutMs: config.commandTimeoutMs,
+          maxBytes: config.outputLimitBytes,
+          scope: this.#manager.scope,
+        }),
       // A full or read-only state directory does not cost the notification: the outbox then sends it
       // directly and keeps it in memory, retried with the same backoff, until the disk takes it again.
       deliver: (composed, meta) => outbox.enqueue(composed, meta),
@@ -179,6 +197,7 @@ export class Daemon {
       isQueued: (messageId) => outbox.knownMessageIds().has(messageId),
       selfState: fileSelfStateStore(config.stateDirectory, logger),
       ownUnit,
+      scope: this.#manager.scope,
       now: Date.now,
       newMessageId: () => `<${randomUUID()}@${config.hostname}>`,
       sleep: (ms) => sleep(ms),
@@ -241,7 +260,7 @@ export class Daemon {
    * a BusUnreachableError, so the process exits and systemd's Restart= decides what next.
    */
   async #connectAtStart(): Promise<void> {
-    const address = process.env.DBUS_SYSTEM_BUS_ADDRESS || DEFAULT_SYSTEM_BUS;
+    const address = this.#manager.busAddress;
     const attempts = START_CONNECT_DELAYS_MS.length + 1;
     for (let attempt = 1; ; attempt++) {
       this.#checkpoint();
@@ -253,15 +272,15 @@ export class Daemon {
         this.#bus?.stop();
         this.#bus = undefined;
         const delayMs = START_CONNECT_DELAYS_MS[attempt - 1];
-        if (delayMs === undefined) throw new BusUnreachableError(address, attempts, error);
+        if (delayMs === undefined) throw new BusUnreachableError(address, attempts, error, this.#busName);
         const seconds = delayMs / 1000;
         this.#logger.error(
           // The reason is in the line; the stack of a refused connect says nothing more.
           { address, attempt, attempts, retryInMs: delayMs, reason: rootMessage(error) },
-          `cannot connect to the system bus at ${address}: ${rootMessage(error)}; is dbus running? retrying in ${seconds} s (attempt ${attempt} of ${attempts})`,
+          `cannot connect to the ${this.#busName} at ${address}: ${rootMessage(error)}; is dbus running? retrying in ${seconds} s (attempt ${attempt} of ${attempts})`,
         );
         void this.#notifier?.status(
-          `cannot connect to the system bus at ${address}; retrying (attempt ${attempt} of ${attempts})`,
+          `cannot connect to the ${this.#busName} at ${address}; retrying (attempt ${attempt} of ${attempts})`,
         );
         await sleep(delayMs, undefined, { signal: this.#abort.signal });
       }
@@ -279,7 +298,7 @@ export class Daemon {
   }
 
   #requireBus(): SystemdBus {
-    if (this.#bus === undefined) throw new Error('not connected to the system bus');
+    if (this.#bus === undefined) throw new Error(`not connected to the ${this.#busName}`);
     return this.#bus;
   }
 
@@ -291,17 +310,20 @@ export class Daemon {
   async #connect(attemptTimeoutMs?: number): Promise<void> {
     const watcher = this.#watcher;
     if (watcher === undefined) throw new Error('watcher not built');
-    const bus = new SystemdBus({
-      onUnitChange: (change: UnitChange) => watcher.handleChange(change),
-      onUnitRemoved: (unit) => watcher.unitRemoved(unit),
-      onSystemdRestarted: () => void this.#recatchUp(),
-      onDroppedSignals: (dropped) =>
-        this.#logger.warn(
-          { sender: dropped.lastSender, member: dropped.lastMember, total: dropped.total },
-          `dropped ${dropped.count} D-Bus signal${dropped.count === 1 ? '' : 's'} not sent by systemd (last from ${dropped.lastSender}); someone on this host is sending forged unit changes`,
-        ),
-      onDisconnect: (reason) => this.#onDisconnect(bus, reason),
-    });
+    const bus = new SystemdBus(
+      {
+        onUnitChange: (change: UnitChange) => watcher.handleChange(change),
+        onUnitRemoved: (unit) => watcher.unitRemoved(unit),
+        onSystemdRestarted: () => void this.#recatchUp(),
+        onDroppedSignals: (dropped) =>
+          this.#logger.warn(
+            { sender: dropped.lastSender, member: dropped.lastMember, total: dropped.total },
+            `dropped ${dropped.count} D-Bus signal${dropped.count === 1 ? '' : 's'} not sent by systemd (last from ${dropped.lastSender}); someone on this host is sending forged unit changes`,
+          ),
+        onDisconnect: (reason) => this.#onDisconnect(bus, reason),
+      },
+      { manager: this.#manager },
+    );
     this.#bus = bus;
     if (attemptTimeoutMs === undefined) {
       await bus.start();
@@ -344,7 +366,7 @@ export class Daemon {
     this.#reconnecting = { sinceMs: Date.now(), attempt: 0 };
     this.#logger.error(
       { err: reason },
-      `lost the system bus; reconnecting (${rootMessage(reason)})${watchdogMs() === undefined ? '' : '; the watchdog is not fed until then'}`,
+      `lost the ${this.#busName}; reconnecting (${rootMessage(reason)})${watchdogMs() === undefined ? '' : '; the watchdog is not fed until then'}`,
     );
     void this.#reconnect();
   }
@@ -367,7 +389,7 @@ export class Daemon {
         this.#reconnecting = undefined;
         this.#logger.warn(
           { attempt },
-          `reconnected to the system bus after ${attempt} attempt${attempt === 1 ? '' : 's'}`,
+          `reconnected to the ${this.#busName} after ${attempt} attempt${attempt === 1 ? '' : 's'}`,
         );
         void this.#notifier?.status(this.#statusLine());
         return;
@@ -375,7 +397,7 @@ export class Daemon {
         if (this.#stopping) return;
         this.#logger.warn(
           { attempt, err: error },
-          `reconnect to the system bus failed: ${rootMessage(error)}; trying again (attempt ${attempt})`,
+          `reconnect to the ${this.#busName} failed: ${rootMessage(error)}; trying again (attempt ${attempt})`,
         );
       }
     }
@@ -388,10 +410,10 @@ export class Daemon {
     const parts: string[] = [];
     if (this.#reconnecting !== undefined) {
       parts.push(
-        `reconnecting to the system bus since ${clockTime(this.#reconnecting.sinceMs)} (attempt ${this.#reconnecting.attempt})`,
+        `reconnecting to the ${this.#busName} since ${clockTime(this.#reconnecting.sinceMs)} (attempt ${this.#reconnecting.attempt})`,
       );
     } else if (this.#connectedSinceMs !== undefined) {
-      parts.push(`on the system bus since ${clockTime(this.#connectedSinceMs)}`);
+      parts.push(`on the ${this.#busName} since ${clockTime(this.#connectedSinceMs)}`);
     }
     const degraded = this.#outbox?.degraded;
     if (degraded !== undefined) {

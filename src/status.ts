@@ -7,6 +7,7 @@ import { listUnitsOnce } from './adapters/systemd-bus.js';
 import type { StatelessConfig } from './core/config.js';
 import { isWatched, unitFilter } from './core/globs.js';
 import { type GlobalPolicyState, NotificationPolicy, type UnitPolicyState } from './core/policy.js';
+import { type ServiceManager, scopeArguments } from './core/service-manager.js';
 import type { StatusSnapshot } from './core/status-report.js';
 
 const run = promisify(execFile);
@@ -14,11 +15,15 @@ const UNIT = 'unitwatch.service';
 /** Where StateDirectory=unitwatch puts it for a DynamicUser service (a link into /var/lib/private). */
 const SERVICE_STATE_DIRECTORY = '/var/lib/unitwatch';
 
-async function daemonFacts(problems: string[]): Promise<StatusSnapshot['daemon']> {
+async function daemonFacts(
+  problems: string[],
+  manager: ServiceManager | undefined,
+): Promise<StatusSnapshot['daemon']> {
   try {
     const { stdout } = await run(
       'systemctl',
       [
+        ...scopeArguments(manager?.scope ?? 'system'),
         'show',
         '--timestamp=unix',
         '--property=ActiveState,SubState,MainPID,ActiveEnterTimestamp,StatusText,NRestarts',
@@ -54,10 +59,14 @@ async function daemonFacts(problems: string[]): Promise<StatusSnapshot['daemon']
   }
 }
 
-async function failedNow(config: StatelessConfig, problems: string[]): Promise<string[] | undefined> {
+async function failedNow(
+  config: StatelessConfig,
+  problems: string[],
+  manager: ServiceManager | undefined,
+): Promise<string[] | undefined> {
   try {
     const filter = unitFilter(config);
-    return (await listUnitsOnce())
+    return (await listUnitsOnce(10_000, manager))
       .filter((unit) => unit.activeState === 'failed' && isWatched(unit.unit, filter))
       .map((unit) => unit.unit)
       .sort();
@@ -79,11 +88,21 @@ async function outboxFacts(directory: string): Promise<StatusSnapshot['outbox']>
   };
 }
 
-async function lastDelivery(): Promise<string | undefined> {
+async function lastDelivery(manager: ServiceManager | undefined): Promise<string | undefined> {
   try {
     const { stdout } = await run(
       'journalctl',
-      ['--no-pager', '-o', 'cat', '-u', UNIT, '-n', '2000', '--boot'],
+      [
+        ...scopeArguments(manager?.scope ?? 'system'),
+        '--no-pager',
+        '-o',
+        'cat',
+        '-u',
+        UNIT,
+        '-n',
+        '2000',
+        '--boot',
+      ],
       { timeout: 10_000, maxBuffer: 8 * 1024 * 1024 },
     );
     return stdout
@@ -96,7 +115,12 @@ async function lastDelivery(): Promise<string | undefined> {
 }
 
 /** Everything `unitwatch status` shows, read from systemd, the journal and the state directory. */
-export async function gatherStatus(config: StatelessConfig, nowMs: number): Promise<StatusSnapshot> {
+export async function gatherStatus(
+  config: StatelessConfig,
+  nowMs: number,
+  /** `--user`: the user's manager, its unitwatch.service and its journal; PID 1's otherwise. */
+  manager?: ServiceManager,
+): Promise<StatusSnapshot> {
   const problems: string[] = [];
   const directory = config.stateDirectory ?? SERVICE_STATE_DIRECTORY;
   const state = await readStateReadOnly(directory);
@@ -110,10 +134,10 @@ export async function gatherStatus(config: StatelessConfig, nowMs: number): Prom
   }
   policy.restore(units, state.get('g') as GlobalPolicyState | undefined);
   const [daemon, failed, outbox, delivery] = await Promise.all([
-    daemonFacts(problems),
-    failedNow(config, problems),
+    daemonFacts(problems, manager),
+    failedNow(config, problems, manager),
     outboxFacts(directory),
-    lastDelivery(),
+    lastDelivery(manager),
   ]);
   return {
     daemon,

@@ -32,6 +32,7 @@ import {
   type UnitPolicyState,
 } from './core/policy.js';
 import { ReportedFailures } from './core/reported-failures.js';
+import type { ManagerScope } from './core/service-manager.js';
 import { cleanLine } from './core/text.js';
 
 /** What the watcher needs from systemd; SystemdBus in the daemon, a test double in unit tests. */
@@ -81,6 +82,8 @@ export interface WatcherDependencies {
   readonly isQueued: (messageId: string) => boolean;
   readonly selfState: SelfStateStore;
   readonly ownUnit: string | undefined;
+  /** `user` when a user's manager is watched: the mails' commands then say `--user`. */
+  readonly scope?: ManagerScope;
   readonly now: () => number;
   readonly newMessageId: () => string;
   readonly sleep: (ms: number) => Promise<void>;
@@ -596,6 +599,7 @@ export class FailureWatcher {
       references: item.thread.references,
       // What else is down, as systemd last said: every mail read alone tells the host's state.
       failingNow: this.#failingNow(),
+      scope: this.#deps.scope ?? 'system',
     };
     let mail: ComposedMail;
     let units: string[];

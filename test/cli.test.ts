@@ -406,6 +406,54 @@ describe('unitwatch check-config', () => {
   });
 });
 
+describe('unitwatch --user', () => {
+  const mailEnv = { UNITWATCH_TO: 'me@example.org', UNITWATCH_SENDMAIL: '/usr/sbin/sendmail' };
+
+  it('run exits 78 when there is no session bus, naming both places, with the other problems', async () => {
+    const { code, stderr } = await unitwatch(['run', '--user'], {
+      HOME: folder,
+      UNITWATCH_TO: 'me@example.org',
+    });
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain('invalid configuration (2 problems)');
+    expect(stderr).toMatch(
+      /--user: no session bus: DBUS_SESSION_BUS_ADDRESS is not set, and neither is XDG_RUNTIME_DIR/,
+    );
+    expect(stderr).toContain('UNITWATCH_SMTP_URL: is required unless UNITWATCH_SENDMAIL is set');
+    const missing = await unitwatch(['run', '--user'], { ...mailEnv, HOME: folder, XDG_RUNTIME_DIR: folder });
+    expect(missing.code).toBe(EX_CONFIG);
+    expect(missing.stderr).toContain(`and ${folder}/bus (from XDG_RUNTIME_DIR) does not exist`);
+  });
+
+  it('check is UNKNOWN without a session bus, and says why', async () => {
+    const { code, stdout } = await unitwatch(['check', '--user'], { HOME: folder });
+    expect(code).toBe(3);
+    expect(stdout).toMatch(/^UNITWATCH UNKNOWN - no session bus: DBUS_SESSION_BUS_ADDRESS is not set/);
+  });
+
+  it('keeps state under $XDG_STATE_HOME, else ~/.local/state, unless the unit or the env file says', async () => {
+    const line = async (env: Record<string, string>) =>
+      (await unitwatch(['check-config', '--user'], { ...mailEnv, ...env })).stdout
+        .split('\n')
+        .find((text) => text.startsWith('UNITWATCH_STATE_DIRECTORY='));
+    expect(await line({ HOME: '/home/me' })).toBe(
+      'UNITWATCH_STATE_DIRECTORY=/home/me/.local/state/unitwatch',
+    );
+    expect(await line({ HOME: '/home/me', XDG_STATE_HOME: '/srv/me' })).toBe(
+      'UNITWATCH_STATE_DIRECTORY=/srv/me/unitwatch',
+    );
+    expect(await line({ HOME: '/home/me', STATE_DIRECTORY: '/home/me/.config/unitwatch' })).toBe(
+      'UNITWATCH_STATE_DIRECTORY=/home/me/.config/unitwatch',
+    );
+    expect(await line({ HOME: '/home/me', UNITWATCH_STATE_DIRECTORY: '/elsewhere' })).toBe(
+      'UNITWATCH_STATE_DIRECTORY=/elsewhere',
+    );
+    // Without --user, nothing is made up: run needs $STATE_DIRECTORY or the variable.
+    const system = (await unitwatch(['check-config'], { ...mailEnv, HOME: '/home/me' })).stdout;
+    expect(system).not.toContain('/home/me');
+  });
+});
+
 describe('unitwatch test-email', () => {
   const sink = new SmtpSink();
   const logins: { username: string | undefined; password: string | null | undefined; secure: boolean }[] = [];

@@ -1,5 +1,6 @@
 import type { CommandOutput, Diagnosis } from '../core/message.js';
 import { DIGEST_JOURNAL_LINES, invocationJournalCommand } from '../core/message.js';
+import { type ManagerScope, scopeArguments } from '../core/service-manager.js';
 import { shellQuote } from '../core/text.js';
 import { type CommandResult, runCommand } from './command-runner.js';
 
@@ -11,6 +12,8 @@ export interface DiagnosisOptions {
   /** `systemctl` and `journalctl` are looked up on PATH unless given here. */
   readonly systemctl?: string;
   readonly journalctl?: string;
+  /** `user`: the units are a user manager's, asked with `systemctl --user` and `journalctl --user`. */
+  readonly scope?: ManagerScope;
 }
 
 /** Colours and pagers off, whatever the operator's environment says. */
@@ -30,7 +33,18 @@ const JOURNAL_FIELDS = [
   '_COMM',
   '_SYSTEMD_INVOCATION_ID',
   'INVOCATION_ID',
+  'USER_INVOCATION_ID',
+  '_SYSTEMD_USER_UNIT',
 ] as const;
+
+/**
+ * The field in which the manager names the invocation its own lines are about: PID 1 writes
+ * `INVOCATION_ID=`, a user's manager `USER_INVOCATION_ID=` (the unit's own lines carry
+ * `_SYSTEMD_INVOCATION_ID=` under both).
+ */
+function managerInvocationField(scope: ManagerScope): string {
+  return scope === 'user' ? 'USER_INVOCATION_ID' : 'INVOCATION_ID';
+}
 
 function problemOf(result: CommandResult, expectedExit: ReadonlySet<number>): string | undefined {
   if (result.spawnError !== undefined) return `could not run: ${result.spawnError}`;
@@ -69,7 +83,10 @@ function runOptions(options: DiagnosisOptions) {
 export interface JournalEntry {
   /** Microseconds since the epoch; 0 when the entry had none. */
   readonly realtimeUs: number;
-  /** `_SYSTEMD_INVOCATION_ID` (the unit's own processes) or `INVOCATION_ID` (systemd about the unit). */
+  /**
+   * `_SYSTEMD_INVOCATION_ID` (the unit's own processes), or `INVOCATION_ID` / `USER_INVOCATION_ID`
+   * (the system's or a user's manager about the unit).
+   */
   readonly invocationId: string;
   readonly identifier: string;
   readonly pid: string;
@@ -104,9 +121,19 @@ export function parseJournalJson(text: string): JournalEntry[] {
     if (typeof record !== 'object' || record === null || Array.isArray(record)) continue;
     const fields = record as Record<string, unknown>;
     const realtime = Number(fieldText(fields.__REALTIME_TIMESTAMP) ?? '0');
+    // A user's manager runs in its own init.scope (journald's field, not the sender's), inside
+    // user@UID.service: its _SYSTEMD_INVOCATION_ID is that service's, and the unit it writes about
+    // is in USER_INVOCATION_ID.
+    const userManagerLine = fieldText(fields._SYSTEMD_USER_UNIT) === 'init.scope';
+    const aboutUnit = userManagerLine ? fieldText(fields.USER_INVOCATION_ID) : undefined;
     entries.push({
       realtimeUs: Number.isFinite(realtime) ? realtime : 0,
-      invocationId: fieldText(fields._SYSTEMD_INVOCATION_ID) ?? fieldText(fields.INVOCATION_ID) ?? '',
+      invocationId:
+        aboutUnit ??
+        fieldText(fields._SYSTEMD_INVOCATION_ID) ??
+        fieldText(fields.INVOCATION_ID) ??
+        fieldText(fields.USER_INVOCATION_ID) ??
+        '',
       identifier: fieldText(fields.SYSLOG_IDENTIFIER) ?? fieldText(fields._COMM) ?? '',
       pid: fieldText(fields._PID) ?? '',
       comm: fieldText(fields._COMM) ?? '',
@@ -171,15 +198,22 @@ export function lastWordsOf(entries: readonly JournalEntry[]): string | undefine
  * The argv of one `journalctl` for the given invocations, newest first (`--reverse`) so that the size
  * cap drops the oldest lines, never the last words; `--lines` bounds how far back it reads.
  */
-export function journalArgv(journalctl: string, invocationIds: readonly string[], lines: number): string[] {
+export function journalArgv(
+  journalctl: string,
+  invocationIds: readonly string[],
+  lines: number,
+  scope: ManagerScope = 'system',
+): string[] {
+  const managerField = managerInvocationField(scope);
   const matches = invocationIds.flatMap((id, index) => [
     ...(index === 0 ? [] : ['+']),
     `_SYSTEMD_INVOCATION_ID=${id}`,
     '+',
-    `INVOCATION_ID=${id}`,
+    `${managerField}=${id}`,
   ]);
   return [
     journalctl,
+    ...scopeArguments(scope),
     '--no-pager',
     '--quiet',
     '--reverse',
@@ -205,7 +239,8 @@ async function readInvocationJournal(
   invocationId: string,
   options: DiagnosisOptions,
 ): Promise<InvocationJournal> {
-  const argv = journalArgv(options.journalctl ?? 'journalctl', [invocationId], options.statusLines);
+  const scope = options.scope ?? 'system';
+  const argv = journalArgv(options.journalctl ?? 'journalctl', [invocationId], options.statusLines, scope);
   const result = await runCommand(argv, runOptions(options));
   // journalctl's matches already select the invocation; the filter keeps a stray entry out all the same.
   const entries = parseJournalJson(result.stdout)
@@ -215,7 +250,7 @@ async function readInvocationJournal(
   return {
     entries,
     output: {
-      command: invocationJournalCommand(invocationId),
+      command: invocationJournalCommand(invocationId, scope),
       text: withStderr(text, result.stderr),
       truncatedBytes: result.truncatedBytes,
       problem: problemOf(result, JOURNAL_EXPECTED_EXIT),
@@ -248,14 +283,28 @@ export async function gatherDiagnosis(
 ): Promise<Diagnosis> {
   const systemctl = options.systemctl ?? 'systemctl';
   // `--` keeps units such as `-.mount` from being read as options.
-  const statusArgv = [systemctl, 'status', '--full', '--no-pager', '--lines=0', '--', unit];
+  const scope = options.scope ?? 'system';
+  const statusArgv = [
+    systemctl,
+    ...scopeArguments(scope),
+    'status',
+    '--full',
+    '--no-pager',
+    '--lines=0',
+    '--',
+    unit,
+  ];
   const id = isInvocationId(invocationId) ? invocationId : '';
   const [status, journal] = await Promise.all([
     runCommand(statusArgv, runOptions(options)),
     id === '' ? Promise.resolve(undefined) : readInvocationJournal(id, options),
   ]);
   return {
-    status: toOutput(`systemctl status --full -- ${shellQuote(unit)}`, status, STATUS_EXPECTED_EXIT),
+    status: toOutput(
+      `systemctl ${scope === 'user' ? '--user ' : ''}status --full -- ${shellQuote(unit)}`,
+      status,
+      STATUS_EXPECTED_EXIT,
+    ),
     ...journalPart(id, journal),
   };
 }
@@ -281,6 +330,7 @@ export interface JournalsOptions {
   /** Characters kept of one line. */
   readonly maxLineChars?: number;
   readonly journalctl?: string;
+  readonly scope?: ManagerScope;
 }
 
 /** Entries read per unit of a digest: chatty units may fill the rest, but this bounds the whole read. */
@@ -332,6 +382,7 @@ export async function gatherJournals(
     options.journalctl ?? 'journalctl',
     wanted.map((entry) => entry.invocationId),
     wanted.length * Math.max(linesPerUnit, ENTRIES_READ_PER_UNIT),
+    options.scope ?? 'system',
   );
   const result = await runCommand(argv, {
     timeoutMs: options.timeoutMs,

@@ -1,6 +1,7 @@
 import dbus from 'dbus-next';
 import { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import type { UnitFacts } from '../core/failure.js';
+import type { ServiceManager } from '../core/service-manager.js';
 import { isValidUnitName } from '../core/unit-name.js';
 import { BusCallError } from '../errors/bus-error.js';
 
@@ -80,10 +81,10 @@ export interface SystemdBusEvents {
 }
 
 /** Every loaded unit, asked once on a connection of its own: for one-shot commands (`check`, `status`). */
-export async function listUnitsOnce(callTimeoutMs = 10_000): Promise<ListedUnit[]> {
+export async function listUnitsOnce(callTimeoutMs = 10_000, manager?: ServiceManager): Promise<ListedUnit[]> {
   const bus = new SystemdBus(
     { onUnitChange: () => undefined, onDisconnect: () => undefined },
-    { callTimeoutMs },
+    { callTimeoutMs, ...(manager === undefined ? {} : { manager }) },
   );
   try {
     await bus.connect();
@@ -177,6 +178,8 @@ export class SystemdBus {
   readonly #pendingCalls = new Set<(reason: Error) => void>();
   readonly #callSlots = new ConcurrencyLimit(PARALLEL_CALLS);
   readonly #now: () => number;
+  /** The user's manager on its session bus; undefined: PID 1 on the system bus. */
+  readonly #manager: ServiceManager | undefined;
   /**
    * The unique name (`:1.N`) that owns org.freedesktop.systemd1. Any local user may send a signal to
    * our unique name directly, which no match rule filters: a signal from anyone else is dropped.
@@ -188,10 +191,14 @@ export class SystemdBus {
   #lastDropped = { sender: '', member: '' };
   #dropReportTimer: NodeJS.Timeout | undefined;
 
-  constructor(events: SystemdBusEvents, options: { callTimeoutMs?: number; now?: () => number } = {}) {
+  constructor(
+    events: SystemdBusEvents,
+    options: { callTimeoutMs?: number; now?: () => number; manager?: ServiceManager } = {},
+  ) {
     this.#events = events;
     this.#callTimeoutMs = options.callTimeoutMs ?? 25_000;
     this.#now = options.now ?? Date.now;
+    this.#manager = options.manager;
   }
 
   /** Signals dropped because they did not come from systemd, since start. */
@@ -200,7 +207,8 @@ export class SystemdBus {
   }
 
   /**
-   * Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured), learns systemd's unique name and
+   * Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured), or to the session bus of the
+   * user's manager when one was given, learns systemd's unique name and
    * subscribes to every unit. The owner is followed before it is asked, so no change of it is missed.
    */
   async start(): Promise<void> {
@@ -226,14 +234,22 @@ export class SystemdBus {
 
   /** Connects without subscribing, for one-shot queries such as `unitwatch check`. */
   async connect(): Promise<void> {
-    const bus = dbus.systemBus();
+    // A user's manager is on that user's session bus; the sender check below holds there the same
+    // way: only the unique name that owns org.freedesktop.systemd1 on that bus is believed.
+    const manager = this.#manager;
+    const bus =
+      manager === undefined || manager.scope === 'system'
+        ? dbus.systemBus()
+        : dbus.sessionBus({ busAddress: manager.busAddress });
     this.#bus = bus;
     bus.on('error', (error: unknown) =>
       this.#lost(error instanceof Error ? error : new Error(String(error))),
     );
     const connection = privateConnection(bus);
     // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
-    connection.on('end', () => this.#lost(new Error('the system bus closed the connection')));
+    connection.on('end', () =>
+      this.#lost(new Error(`the ${manager?.busName ?? 'system bus'} closed the connection`)),
+    );
     this.#stream = connection.stream;
     bus.on('message', (message: dbus.Message) => this.#dispatch(message));
     // Fails fast when the connection cannot be made at all, instead of waiting for a call timeout.
@@ -446,7 +462,8 @@ export class SystemdBus {
         this.#callTimeoutMs,
       );
       rejectOnLoss = reject;
-      if (this.#disconnected) reject(new Error('not connected to the system bus'));
+      if (this.#disconnected)
+        reject(new Error(`not connected to the ${this.#manager?.busName ?? 'system bus'}`));
       else this.#pendingCalls.add(reject);
     });
     this.#corkUntilNextTick();

@@ -74,6 +74,8 @@ export interface ConfigContext {
   readonly hostname: string;
   /** `$STATE_DIRECTORY`, set by systemd's StateDirectory=. */
   readonly systemdStateDirectory: string | undefined;
+  /** Used when neither of those is set: `--user` puts it under `$XDG_STATE_HOME`. */
+  readonly defaultStateDirectory?: string | undefined;
   /** `$CREDENTIALS_DIRECTORY`, set by systemd's LoadCredential=. */
   readonly credentialsDirectory: string | undefined;
 }
@@ -751,7 +753,8 @@ export function parseConfigFor(
   const stateDirectory =
     (values.get('UNITWATCH_STATE_DIRECTORY') as string | undefined) ??
     // systemd joins several StateDirectory= entries with ':'; ours is the first.
-    context.systemdStateDirectory?.split(':')[0];
+    context.systemdStateDirectory?.split(':')[0] ??
+    context.defaultStateDirectory;
   if (needs.stateDirectory && stateDirectory === undefined && !isSet('UNITWATCH_STATE_DIRECTORY')) {
     problems.push({
       key: 'UNITWATCH_STATE_DIRECTORY',

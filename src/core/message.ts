@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import type { Failure, UnitFacts } from './failure.js';
+import type { ManagerScope } from './service-manager.js';
 import { bodyText, inlineText, shellQuote } from './text.js';
 import { UNIT_NAME_MAX_LENGTH } from './unit-name.js';
 
@@ -55,6 +56,8 @@ export interface CompositionContext {
    * closing "Also failing" / "Still failing" line. Undefined: the line is left out.
    */
   readonly failingNow?: readonly string[];
+  /** `user`: the units are a user manager's, and the commands to type say `--user`. */
+  readonly scope?: ManagerScope;
 }
 
 /** Marks every mail as sent by a machine, so vacation replies and auto-responders leave it alone. */
@@ -79,8 +82,15 @@ function validInvocation(id: string): string {
 }
 
 /** The journal of one invocation, as an operator would type it. */
-export function invocationJournalCommand(invocationId: string): string {
-  return `journalctl _SYSTEMD_INVOCATION_ID=${invocationId} + INVOCATION_ID=${invocationId}`;
+export function invocationJournalCommand(invocationId: string, scope: ManagerScope = 'system'): string {
+  return scope === 'user'
+    ? `journalctl --user _SYSTEMD_INVOCATION_ID=${invocationId} + USER_INVOCATION_ID=${invocationId}`
+    : `journalctl _SYSTEMD_INVOCATION_ID=${invocationId} + INVOCATION_ID=${invocationId}`;
+}
+
+/** `systemctl` or `journalctl`, with `--user` when the units are a user manager's. */
+function tool(name: 'systemctl' | 'journalctl', scope: ManagerScope): string {
+  return scope === 'user' ? `${name} --user` : name;
 }
 
 function contextHeaders(context: CompositionContext): Record<string, string> {
@@ -192,17 +202,20 @@ function failingNowLine(
 }
 
 /** Commands to copy; a unit name too long for systemd is not put into a command at all. */
-function investigateCommands(unit: string, invocationId: string): string[] {
+function investigateCommands(unit: string, invocationId: string, scope: ManagerScope): string[] {
+  const systemctl = tool('systemctl', scope);
   if (unit.length > UNIT_NAME_MAX_LENGTH) {
     return [
-      `systemctl list-units --failed   # the unit name is ${unit.length} characters, too long to show here`,
+      `${systemctl} list-units --failed   # the unit name is ${unit.length} characters, too long to show here`,
     ];
   }
   const quoted = shellQuote(unit);
   return [
-    `systemctl status --full -- ${quoted}`,
-    invocationId === '' ? `journalctl -b -u ${quoted}` : invocationJournalCommand(invocationId),
-    `systemctl reset-failed -- ${quoted}   # once handled`,
+    `${systemctl} status --full -- ${quoted}`,
+    invocationId === ''
+      ? `${tool('journalctl', scope)} -b -u ${quoted}`
+      : invocationJournalCommand(invocationId, scope),
+    `${systemctl} reset-failed -- ${quoted}   # once handled`,
   ];
 }
 
@@ -279,7 +292,10 @@ export function composeFailureMail(
   }
   const failing = failingNowLine(context, hostname, [facts.unit], 'Also failing');
   if (failing !== undefined) blocks.push(failing);
-  blocks.push(investigateBlock(investigateCommands(facts.unit, invocationId)), SIGNATURE);
+  blocks.push(
+    investigateBlock(investigateCommands(facts.unit, invocationId, context.scope ?? 'system')),
+    SIGNATURE,
+  );
 
   return {
     subject: `[unitwatch] ${headline(failure, hostname, count)}`,
@@ -396,7 +412,12 @@ interface JournalCut {
 }
 
 /** One unit's journal lines in a digest, within what is left of the mail's budget. */
-function digestJournal(entry: DigestEntry, budget: { left: number }, cut: JournalCut): string[] {
+function digestJournal(
+  entry: DigestEntry,
+  budget: { left: number },
+  cut: JournalCut,
+  scope: ManagerScope,
+): string[] {
   if (entry.journal === undefined) return [];
   if (entry.journal.length === 0) return ['    (no journal lines for this invocation)'];
   const all = entry.journal.slice(-DIGEST_JOURNAL_MAX_LINES);
@@ -414,10 +435,10 @@ function digestJournal(entry: DigestEntry, budget: { left: number }, cut: Journa
   const invocationId = validInvocation(facts.invocationId);
   const see =
     invocationId !== ''
-      ? invocationJournalCommand(invocationId)
+      ? invocationJournalCommand(invocationId, scope)
       : facts.unit.length <= UNIT_NAME_MAX_LENGTH
-        ? `journalctl -b -u ${shellQuote(facts.unit)}`
-        : 'journalctl -b';
+        ? `${tool('journalctl', scope)} -b -u ${shellQuote(facts.unit)}`
+        : `${tool('journalctl', scope)} -b`;
   // Lines cut only by the per-unit maximum are not a cut of the mail's budget.
   if (kept.length < all.length) {
     cut.lines += all.length - kept.length;
@@ -440,6 +461,7 @@ export function composeDigestMail(
   const failures = entries.reduce((sum, entry) => sum + entry.count, 0);
   const critical = entries.some((entry) => entry.critical);
   const budget = { left: DIGEST_JOURNAL_BUDGET_CHARS };
+  const scope = context.scope ?? 'system';
   const cut: JournalCut = { lines: 0, units: 0 };
   const unitBlocks = ranked.map((entry) => {
     const { facts } = entry.failure;
@@ -454,21 +476,24 @@ export function composeDigestMail(
       .split('\n')
       .slice(0, DIGEST_STATUS_LINES)
       .map((line) => `    ${line}`);
-    return [`● ${inlineText(facts.unit)}: ${detail}`, ...status, ...digestJournal(entry, budget, cut)].join(
-      '\n',
-    );
+    return [
+      `● ${inlineText(facts.unit)}: ${detail}`,
+      ...status,
+      ...digestJournal(entry, budget, cut, scope),
+    ].join('\n');
   });
   const top = ranked[0];
-  const commands = ['systemctl list-units --failed'];
+  const commands = [`${tool('systemctl', scope)} list-units --failed`];
   if (top !== undefined) {
     const [status, journal] = investigateCommands(
       top.failure.facts.unit,
       validInvocation(top.failure.facts.invocationId),
+      scope,
     );
     if (journal !== undefined) commands.push(`${status}   # first of the list`, journal);
     else if (status !== undefined) commands.push(status);
   }
-  commands.push('systemctl reset-failed   # once handled: clears every failed unit');
+  commands.push(`${tool('systemctl', scope)} reset-failed   # once handled: clears every failed unit`);
   const blocks = [
     `${plural(entries.length, 'unit')} failed on ${hostname} close together (${plural(failures, 'failure')}); ` +
       'most important first. Later repeats of each unit follow the usual rate limit.',

@@ -4,9 +4,9 @@ export class BusUnreachableError extends Error {
   readonly address: string;
   readonly attempts: number;
 
-  constructor(address: string, attempts: number, cause: unknown) {
+  constructor(address: string, attempts: number, cause: unknown, busName = 'system bus') {
     super(
-      `cannot connect to the system bus at ${address} after ${attempts} attempts: ${rootMessage(cause)}`,
+      `cannot connect to the ${busName} at ${address} after ${attempts} attempts: ${rootMessage(cause)}`,
       { cause },
     );
     this.address = address;

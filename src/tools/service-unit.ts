@@ -10,7 +10,10 @@ export interface ServiceDefinition {
   readonly unit: UnitSection;
   readonly service: UnitSection;
   readonly install: UnitSection;
-  /** Why a setting has its value; rendered as a comment above the key. */
+  /**
+   * Why a setting has its value; rendered as a comment above the key. A note named after a section
+   * (`[Service]`) is rendered under that section's header: what the section leaves out, and why.
+   */
   readonly notes: Readonly<Record<string, string>>;
 }
 
@@ -22,6 +25,11 @@ export interface UnitFileExtras {
 
 /** Resolved from this module so it works both from src/ (vitest) and from dist/ (built). */
 export const defaultServiceDefinitionPath = fileURLToPath(new URL('../../nix/service.json', import.meta.url));
+
+/** The user unit's definition (`unitwatch run --user` in a user's manager), a sibling of the system one. */
+export const userServiceDefinitionPath = fileURLToPath(
+  new URL('../../nix/user-service.json', import.meta.url),
+);
 
 const SECTIONS = ['unit', 'service', 'install'] as const;
 
@@ -146,6 +154,8 @@ function renderSection(
   notes: Readonly<Record<string, string>>,
 ) {
   const lines = [`[${title}]`];
+  const sectionNote = notes[`[${title}]`];
+  if (sectionNote !== undefined) lines.push(`# ${sectionNote}`);
   for (const [key, value] of Object.entries(section)) {
     const note = notes[key];
     if (note !== undefined) lines.push(`# ${note}`);

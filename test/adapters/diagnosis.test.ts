@@ -56,6 +56,34 @@ describe('parseJournalJson', () => {
     });
   });
 
+  it('takes USER_INVOCATION_ID from a user manager, whose own cgroup is user@UID.service', () => {
+    // As journald stores systemd --user's line about a unit: the trusted fields are its own.
+    const line = record({
+      USER_INVOCATION_ID: A,
+      _SYSTEMD_INVOCATION_ID: B,
+      _SYSTEMD_USER_UNIT: 'init.scope',
+      SYSLOG_IDENTIFIER: 'systemd',
+      _PID: '96',
+      _COMM: 'systemd',
+      MESSAGE: "sync.service: Failed with result 'exit-code'.",
+    });
+    const [entry] = parseJournalJson(line);
+    expect(entry?.invocationId).toBe(A);
+    expect(journalSettled(parseJournalJson(line), A)).toBe(true);
+  });
+
+  it("does not let a unit's own line claim another invocation through USER_INVOCATION_ID", () => {
+    const forged = record({
+      USER_INVOCATION_ID: A,
+      _SYSTEMD_INVOCATION_ID: B,
+      _SYSTEMD_USER_UNIT: 'sync.service',
+      _PID: '161',
+      _COMM: 'sh',
+      MESSAGE: 'not about A',
+    });
+    expect(parseJournalJson(forged)[0]?.invocationId).toBe(B);
+  });
+
   it('takes INVOCATION_ID when systemd, not the unit, wrote the entry', () => {
     expect(parseJournalJson(systemdLine(B, 'x'))[0]?.invocationId).toBe(B);
   });
@@ -138,7 +166,7 @@ describe('journalArgv', () => {
       '--reverse',
       '-o',
       'json',
-      '--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM,_SYSTEMD_INVOCATION_ID,INVOCATION_ID',
+      '--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM,_SYSTEMD_INVOCATION_ID,INVOCATION_ID,USER_INVOCATION_ID,_SYSTEMD_USER_UNIT',
       '--lines=100',
       `_SYSTEMD_INVOCATION_ID=${A}`,
       '+',
@@ -148,6 +176,12 @@ describe('journalArgv', () => {
       '+',
       `INVOCATION_ID=${B}`,
     ]);
+  });
+
+  it("reads a user manager's journal with --user, matching its USER_INVOCATION_ID", () => {
+    const argv = journalArgv('journalctl', [A], 20, 'user');
+    expect(argv.slice(0, 2)).toEqual(['journalctl', '--user']);
+    expect(argv.slice(-3)).toEqual([`_SYSTEMD_INVOCATION_ID=${A}`, '+', `USER_INVOCATION_ID=${A}`]);
   });
 });
 
@@ -273,6 +307,27 @@ describe('gatherJournals and gatherDiagnosis against a stand-in journalctl and s
     expect(diagnosis.journal?.text).toContain('Nov 22 05:00:22 sh[161]: a last words\n');
     expect(diagnosis.settled).toBe(true);
     expect(diagnosis.lastWords).toBe('a last words');
+  });
+
+  it("asks a user manager's units with systemctl --user and journalctl --user, and says so", async () => {
+    await reset();
+    const diagnosis = await gatherDiagnosis('a.service', A, {
+      statusLines: 20,
+      timeoutMs: 5_000,
+      maxBytes: 65_536,
+      systemctl,
+      journalctl,
+      scope: 'user',
+    });
+    const made = await calls();
+    expect(made).toContain('systemctl --user status --full --no-pager --lines=0 -- a.service');
+    expect(made.find((call) => call.startsWith('journalctl'))).toMatch(
+      new RegExp(`^journalctl --user .* _SYSTEMD_INVOCATION_ID=${A} \\+ USER_INVOCATION_ID=${A}$`),
+    );
+    expect(diagnosis.status.command).toBe('systemctl --user status --full -- a.service');
+    expect(diagnosis.journal?.command).toBe(
+      `journalctl --user _SYSTEMD_INVOCATION_ID=${A} + USER_INVOCATION_ID=${A}`,
+    );
   });
 
   it('refreshJournal reads only the journal again and keeps the status', async () => {

@@ -243,6 +243,22 @@ describe('composeFailureMail: commands to investigate', () => {
     );
   });
 
+  it("says --user in every command when the unit is a user manager's", () => {
+    const body = bodyOf(composeFailureMail(failure(), diagnosis, { ...context, scope: 'user' }));
+    expect(body).toContain(
+      [
+        'Investigate:',
+        '  systemctl --user status --full -- nginx.service',
+        `  journalctl --user _SYSTEMD_INVOCATION_ID=${INVOCATION} + USER_INVOCATION_ID=${INVOCATION}`,
+        '  systemctl --user reset-failed -- nginx.service   # once handled',
+      ].join('\n'),
+    );
+    const noId = bodyOf(
+      composeFailureMail(failure({ invocationId: '' }), diagnosis, { ...context, scope: 'user' }),
+    );
+    expect(noId).toContain('  journalctl --user -b -u nginx.service\n');
+  });
+
   it('falls back to the unit’s journal of this boot without an invocation id', () => {
     const body = bodyOf(composeFailureMail(failure({ invocationId: '' }), diagnosis, context));
     expect(body).toContain('  journalctl -b -u nginx.service\n');
@@ -467,6 +483,15 @@ describe('composeDigestMail', () => {
     expect(mail.text).toContain('● b.service: exit-code, exited with status 3, 2 failures, CRITICAL');
     expect(mail.headers['X-Unitwatch-Failures']).toBe('3');
     expect(mail.headers.Importance).toBe('high');
+  });
+
+  it("types --user in a user manager's digest: list, status, journal and reset-failed", () => {
+    const text = composeDigestMail(entries, { ...context, scope: 'user' }).text;
+    expect(text).toContain('Investigate:\n  systemctl --user list-units --failed\n');
+    expect(text).toContain('  systemctl --user status --full -- b.service   # first of the list\n');
+    expect(text).toContain('  journalctl --user _SYSTEMD_INVOCATION_ID=');
+    expect(text).toContain('  systemctl --user reset-failed   # once handled: clears every failed unit\n');
+    expect(text).not.toMatch(/^ {2}(systemctl|journalctl) (?!--user)/m);
   });
 
   it('opens with what broke and where, singular and plural right', () => {

@@ -6,6 +6,9 @@
   settings ? { },
   environmentFile ? null,
   smtpPasswordFile ? null,
+  # As the module system would hand them over: each user's entry with both fields.
+  userServices ? { },
+  enable ? true,
 }:
 let
   lib = rec {
@@ -17,8 +20,14 @@ let
       filter
       mapAttrs
       concatStringsSep
+      concatLists
       removeAttrs
       ;
+    concatStrings = concatStringsSep "";
+    mkMerge = contents: {
+      _type = "merge";
+      inherit contents;
+    };
     boolToString = value: if value then "true" else "false";
     toList = value: if builtins.isList value then value else [ value ];
     optionalAttrs = condition: attrs: if condition then attrs else { };
@@ -56,27 +65,67 @@ let
       attrsOf = _: "attrsOf";
       nullOr = _: "nullOr";
       strMatching = _: "strMatching";
+      submodule = _: "submodule";
     };
   };
   pkgs = {
     callPackage = _: _: "/nix/store/stub-unitwatch";
     writeShellScriptBin = name: text: { inherit name text; };
+    # Interpolated into ExecStart as its store path; this stub's "path" also carries the script
+    # between two marker lines, so that the test can read (and run) what the user unit starts.
+    writeShellScript = name: text: {
+      outPath = "/nix/store/stub-${name}\n#script\n${text}#end\n";
+      inherit name text;
+    };
   };
   config = {
     services.unitwatch = {
-      enable = true;
       package = "/nix/store/stub-unitwatch";
       journalAccess = true;
-      inherit settings environmentFile smtpPasswordFile;
+      inherit
+        enable
+        settings
+        environmentFile
+        smtpPasswordFile
+        userServices
+        ;
     };
     systemd.package = "/nix/store/stub-systemd";
   };
   module = import ../../nix/module.nix { inherit config lib pkgs; };
-  content = module.config.content;
+  # mkMerge [ system service, user services, the CLI ], each under its mkIf.
+  parts = module.config.contents;
+  system = builtins.elemAt parts 0;
+  user = builtins.elemAt parts 1;
+  shared = builtins.elemAt parts 2;
+  content = system.content;
   service = content.systemd.services.unitwatch;
+  userService = user.content.systemd.user.services.unitwatch;
+  failedOf = part: map (assertion: assertion.message) (builtins.filter (assertion: !assertion.assertion) part.content.assertions);
 in
 {
-  failed = map (assertion: assertion.message) (builtins.filter (assertion: !assertion.assertion) content.assertions);
+  failed = if system.condition then failedOf system else [ ];
+  systemEnabled = system.condition;
+  userEnabled = user.condition;
+  cliInstalled = shared.condition;
+  userFailed = if user.condition then failedOf user else [ ];
+  user =
+    if user.condition then
+      {
+        inherit (userService) after wants wantedBy;
+        conditionUser = userService.unitConfig.ConditionUser;
+        execStart = builtins.head (builtins.split "\n" userService.serviceConfig.ExecStart)
+          + builtins.elemAt (builtins.match ".*#end\n(.*)" userService.serviceConfig.ExecStart) 0;
+        launcher = builtins.elemAt (builtins.match ".*#script\n(.*)#end\n.*" userService.serviceConfig.ExecStart) 0;
+        mkDefault = builtins.filter (name: (userService.serviceConfig.${name}._type or null) == "override") (
+          builtins.attrNames userService.serviceConfig
+        );
+        fixed = builtins.filter (name: !((userService.serviceConfig.${name}._type or null) == "override")) (
+          builtins.attrNames userService.serviceConfig
+        );
+      }
+    else
+      null;
   mkDefault = builtins.filter (name: (service.serviceConfig.${name}._type or null) == "override") (
     builtins.attrNames service.serviceConfig
   );
@@ -85,5 +134,5 @@ in
   );
   inherit (service) environment after wants;
   packageDefault = module.options.services.unitwatch.package.default;
-  cli = (builtins.head content.environment.systemPackages).text;
+  cli = (builtins.head shared.content.environment.systemPackages).text;
 }

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/systemd-instance.js';
 
@@ -14,6 +14,40 @@ interface Evaluation {
   readonly wants: string[];
   readonly packageDefault: string;
   readonly cli: string;
+  readonly systemEnabled: boolean;
+  readonly userEnabled: boolean;
+  readonly cliInstalled: boolean;
+  readonly userFailed: string[];
+  readonly user: {
+    readonly after: string[];
+    readonly wants: string[];
+    readonly wantedBy: string[];
+    readonly conditionUser: string[];
+    readonly execStart: string;
+    readonly launcher: string;
+    readonly mkDefault: string[];
+    readonly fixed: string[];
+  } | null;
+}
+
+const USERS = `{
+  alice = { settings = { UNITWATCH_TO = [ "alice@example.org" "me@example.org" ]; }; environmentFile = "/home/alice/.config/unitwatch/unitwatch.env"; };
+  nobody = { settings = { UNITWATCH_TO = "nobody@example.org"; }; environmentFile = null; };
+}`;
+
+/** Only user services: the system daemon left off, as a desktop might. */
+function evaluateUsers(users = USERS): Evaluation {
+  return evaluate('{ }', ['--arg', 'enable', 'false', '--arg', 'userServices', users]);
+}
+
+/** A stand-in for the package that prints what it was given; readable by every user. */
+function fakeUnitwatch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'unitwatch-cli-'));
+  chmodSync(dir, 0o755);
+  const fake = join(dir, 'unitwatch');
+  writeFileSync(fake, '#!/bin/sh\necho "args=$*"\nenv | grep -E "^(UNITWATCH_|STATE_DIRECTORY)" | sort\n');
+  chmodSync(fake, 0o755);
+  return fake;
 }
 
 /** nix/module.nix evaluated by test/nix/eval-module.nix (a stub lib; no nixpkgs needed). */
@@ -101,6 +135,112 @@ describe('nix/module.nix', () => {
     // A second daemon as root beside the service would double every mail.
     expect(cli).toMatch(/= run \]; then[\s\S]*exit 64/);
   });
+
+  it('runs no user service unless users are listed', () => {
+    const result = evaluate('{ UNITWATCH_TO = "a@example.org"; }');
+    expect(result).toMatchObject({ systemEnabled: true, userEnabled: false, cliInstalled: true, user: null });
+  });
+
+  it("runs unitwatch as a user service for the listed users only, with the user unit's hardening", () => {
+    const { systemEnabled, userEnabled, cliInstalled, userFailed, user } = evaluateUsers();
+    expect({ systemEnabled, userEnabled, cliInstalled, userFailed }).toEqual({
+      systemEnabled: false,
+      userEnabled: true,
+      cliInstalled: true,
+      userFailed: [],
+    });
+    expect(user?.conditionUser).toEqual(['|alice', '|nobody']);
+    expect(user?.wantedBy).toEqual(['default.target']);
+    expect(user?.after).toEqual(['dbus.service', 'network.target']);
+    expect(user?.wants).toEqual(['dbus.service']);
+    expect(user?.execStart).toBe('/nix/store/stub-unitwatch-user-service run --user');
+    expect(user?.fixed).toEqual(
+      expect.arrayContaining([
+        'Type',
+        'NotifyAccess',
+        'StateDirectory',
+        'RestartPreventExitStatus',
+        'ExecStart',
+      ]),
+    );
+    expect(user?.mkDefault).toEqual(
+      expect.arrayContaining(['ProtectSystem', 'ProtectHome', 'SystemCallFilter']),
+    );
+    // What needs privileges is not asked of an unprivileged manager.
+    for (const key of ['DynamicUser', 'User', 'Group', 'SupplementaryGroups'])
+      expect([...(user?.fixed ?? []), ...(user?.mkDefault ?? [])]).not.toContain(key);
+  });
+
+  it("checks each user's settings like the system's, naming the user", () => {
+    const { userFailed } = evaluateUsers(
+      '{ alice = { settings = { UNITWATCH_TO = "a@example.org"; UNITWATCH_RECOVER = "no"; }; environmentFile = null; }; bob = { settings = { UNITWATCH_RECOVERY = 1; }; environmentFile = null; }; }',
+    );
+    expect(userFailed).toHaveLength(3);
+    expect(userFailed[0]).toMatch(
+      /^services\.unitwatch\.userServices\.alice\.settings: not a unitwatch variable: UNITWATCH_RECOVER \(known: /,
+    );
+    expect(userFailed[1]).toBe(
+      'services.unitwatch.userServices.bob.settings: wrong type: UNITWATCH_RECOVERY must be a string or a boolean',
+    );
+    expect(userFailed[2]).toBe(
+      'services.unitwatch.userServices.bob: set settings.UNITWATCH_TO, or provide it in environmentFile.',
+    );
+  });
+
+  it("starts each listed user's daemon with their own settings and file, and no one else's", () => {
+    const { user } = evaluateUsers();
+    const fake = fakeUnitwatch();
+    const launcher = join(mkdtempSync(join(tmpdir(), 'unitwatch-launcher-')), 'launcher');
+    writeFileSync(
+      launcher,
+      (user?.launcher ?? '').replaceAll('/nix/store/stub-unitwatch/bin/unitwatch', fake),
+    );
+    const as = (name: string) =>
+      spawnSync('bash', [launcher, 'run', '--user'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', USER: name },
+      });
+    const alice = as('alice');
+    expect(alice.status).toBe(0);
+    expect(alice.stdout.trim().split('\n')).toEqual([
+      'args=run --user --env-file /home/alice/.config/unitwatch/unitwatch.env',
+      'UNITWATCH_TO=alice@example.org,me@example.org',
+    ]);
+    expect(as('nobody').stdout.trim().split('\n')).toEqual([
+      'args=run --user',
+      'UNITWATCH_TO=nobody@example.org',
+    ]);
+    const stranger = as('carol');
+    expect(stranger.status).toBe(78);
+    expect(stranger.stderr).toMatch(/no services\.unitwatch\.userServices entry for user carol/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "gives a listed user's `unitwatch … --user` that user's configuration, and refuses a second run",
+    () => {
+      const { cli } = evaluateUsers();
+      const fake = fakeUnitwatch();
+      const wrapper = join(dirname(fake), 'wrapper');
+      writeFileSync(wrapper, cli.replaceAll('/nix/store/stub-unitwatch/bin/unitwatch', fake));
+      chmodSync(wrapper, 0o755);
+      const asNobody = (args: string[]) =>
+        spawnSync('bash', [wrapper, ...args], {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          uid: 65_534,
+          gid: 65_534,
+        });
+      expect(asNobody(['status', '--user']).stdout.trim().split('\n')).toEqual([
+        'args=status --user',
+        'UNITWATCH_TO=nobody@example.org',
+      ]);
+      const run = asNobody(['run', '--user']);
+      expect(run.status).toBe(64);
+      expect(run.stderr).toMatch(/your daemon is the user service unitwatch\.service/);
+      // Without --user it is the plain CLI, as for any user.
+      expect(asNobody(['check']).stdout.trim()).toBe('args=check');
+    },
+  );
 
   it.skipIf(process.getuid?.() !== 0)(
     'runs that wrapper: as root it hands the CLI the settings, file and password, and refuses run',

@@ -9,8 +9,14 @@ import {
   parseServiceDefinition,
   renderUnitFile,
   type ServiceDefinition,
+  userServiceDefinitionPath,
 } from '../../src/tools/service-unit.js';
-import { plainUnitPath, renderPlainUnit } from '../../src/tools/write-unit-docs.js';
+import {
+  plainUnitPath,
+  plainUserUnitPath,
+  renderPlainUnit,
+  renderPlainUserUnit,
+} from '../../src/tools/write-unit-docs.js';
 
 const minimal = {
   unit: { Description: 'demo', After: ['network-online.target', 'dbus.service'] },
@@ -195,15 +201,71 @@ describe('nix/service.json', () => {
   });
 });
 
+describe('nix/user-service.json', () => {
+  const definition = loadServiceDefinition(userServiceDefinitionPath);
+  const system = loadServiceDefinition();
+
+  it("keeps what the daemon needs and the system unit's hardening, minus what needs privileges", () => {
+    expect(definition.service).toMatchObject({
+      Type: 'notify',
+      NotifyAccess: 'all',
+      WatchdogSec: '30s',
+      RestartPreventExitStatus: 78,
+      StateDirectory: 'unitwatch',
+      ProtectHome: 'read-only',
+      MemoryDenyWriteExecute: false,
+    });
+    const privileged = [
+      'DynamicUser',
+      'User',
+      'Group',
+      'SupplementaryGroups',
+      'RemoveIPC',
+      'AmbientCapabilities',
+      'DevicePolicy',
+    ];
+    for (const key of privileged) expect(definition.service[key], key).toBeUndefined();
+    // Every other setting of the system unit is kept as it is there (ProtectHome only relaxed).
+    for (const [key, value] of Object.entries(system.service)) {
+      if (privileged.includes(key) || key === 'ProtectHome') continue;
+      expect(definition.service[key], key).toEqual(value);
+    }
+    expect(definition.install.WantedBy).toEqual(['default.target']);
+    // What is left out, and why, is said in the unit itself.
+    const text = renderPlainUserUnit(definition);
+    expect(text).toMatch(
+      /^\[Service\]\n# Left out, since a user manager runs without privileges: DynamicUser=/m,
+    );
+    for (const key of privileged) expect(text.split('\n[Service]\n')[1]?.split('\n')[0]).toContain(`${key}=`);
+  });
+
+  it('is what docs/unitwatch-user.service was generated from (run `npm run unit-docs` if this fails)', () => {
+    expect(readFileSync(plainUserUnitPath, 'utf8')).toBe(renderPlainUserUnit(definition));
+    const plain = linesOf(renderPlainUserUnit(definition));
+    expect(plain).toContain('ExecStart=/opt/unitwatch/bin/unitwatch run --user');
+    expect(plain).toContain('EnvironmentFile=%E/unitwatch/unitwatch.env');
+  });
+
+  it('scores 1.7 at most offline as a user unit, 0.4 of it the analyzer taking it for root', () => {
+    const exposure = exposureOf(renderPlainUserUnit(definition), ['--user']);
+    process.stdout.write(`offline exposure of the rendered user unit: ${exposure}\n`);
+    expect(exposure).toBeGreaterThan(0);
+    expect(exposure).toBeLessThanOrEqual(1.7);
+  });
+});
+
 /** `systemd-analyze security --offline=yes` of a rendered unit: the overall exposure it prints. */
-function exposureOf(unitText: string): number {
+function exposureOf(unitText: string, extraArguments: readonly string[] = []): number {
   const dir = mkdtempSync(join(tmpdir(), 'unitwatch-analyze-'));
   const path = join(dir, 'unitwatch.service');
   writeFileSync(path, unitText);
   // It exits non-zero only above --threshold (default 100), so a failure here is a real error.
-  const output = execFileSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', path], {
-    encoding: 'utf8',
-  });
+  // As a user manager it wants a runtime directory, even offline.
+  const output = execFileSync(
+    'systemd-analyze',
+    ['security', '--offline=yes', '--no-pager', ...extraArguments, path],
+    { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: dir } },
+  );
   const score = /Overall exposure level for unitwatch\.service: (\d+\.\d)/.exec(output)?.[1];
   if (score === undefined) throw new Error(`no exposure in:\n${output}`);
   return Number(score);
