@@ -181,6 +181,7 @@ export class Daemon {
       units: {
         readFacts: (unit, path) => this.#requireBus().readFacts(unit, path),
         readRestarts: (path) => this.#requireBus().readRestarts(path),
+        listUnits: () => this.#requireBus().listUnits(),
       },
       gather: (unit, invocationId) => gatherDiagnosis(unit, invocationId, diagnosisOptions),
       refreshJournal: (diagnosis, invocationId) => refreshJournal(diagnosis, invocationId, diagnosisOptions),

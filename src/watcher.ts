@@ -40,6 +40,8 @@ export interface UnitSource {
   readFacts(unit: string, objectPath: string): Promise<UnitFacts>;
   /** A service's restart count and invocation; optional so a source without them is still a source. */
   readRestarts?(objectPath: string): Promise<{ restarts: number | undefined; invocationId: string }>;
+  /** Every loaded unit (ListUnits), to confirm a removal; without it a UnitRemoved signal is believed. */
+  listUnits?(): Promise<readonly ListedUnit[]>;
 }
 
 export interface SelfStateStore {
@@ -113,6 +115,9 @@ function confirmsFailure(observed: FailureKind, facts: UnitFacts): boolean {
 /** Failures already reported, so a repeated signal or a re-read does not mail twice. Bounded. */
 const REMEMBERED_FAILURES = 10_000;
 
+/** How long UnitRemoved signals gather before one ListUnits confirms them all (a reload sends thousands). */
+const REMOVAL_BATCH_MS = 1_000;
+
 /** Diagnoses run at once; a storm queues instead of forking thousands of systemctl processes. */
 const PARALLEL_DIAGNOSES = 8;
 
@@ -131,6 +136,9 @@ export class FailureWatcher {
   readonly #reported = new ReportedFailures(REMEMBERED_FAILURES);
   readonly #inFlight = new Set<Promise<void>>();
   #cancelTimer: (() => void) | undefined;
+  /** Units systemd said it removed, until a listing confirms it (see unitRemoved). */
+  readonly #removals = new Set<string>();
+  #cancelRemovalCheck: (() => void) | undefined;
   #timerDueMs: number | undefined;
   readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
   /** NRestarts of each running service at the last catch-up or failure: a crash hidden meanwhile shows. */
@@ -301,7 +309,7 @@ export class FailureWatcher {
     const listed = new Map(units.map((unit) => [unit.unit, unit]));
     for (const unit of this.#policy.incidentUnits()) {
       const row = listed.get(unit);
-      if (row === undefined) this.unitRemoved(unit);
+      if (row === undefined) this.#forgetUnit(unit);
       else if (!this.#policy.awaitsRecovery(unit)) continue;
       else if (row.activeState === 'active') this.#track(this.#checkRecovered(row));
       else if (row.activeState === 'inactive') this.#track(this.#checkFinishedRun(row));
@@ -324,8 +332,42 @@ export class FailureWatcher {
     }
   }
 
-  /** systemd unloaded the unit: its state goes, and so does an incident with nothing left to mail. */
+  /**
+   * systemd says it unloaded the unit. It says so of every unit on a daemon-reload or re-exec too,
+   * and loads them again at once: forgetting then would mail a failure already reported a second
+   * time. So the removal is believed once a ListUnits, answered after the reload, no longer lists
+   * the unit; removals within REMOVAL_BATCH_MS share one listing.
+   */
   unitRemoved(unit: string): void {
+    const list = this.#deps.units.listUnits?.bind(this.#deps.units);
+    if (list === undefined) {
+      this.#forgetUnit(unit);
+      return;
+    }
+    this.#removals.add(unit);
+    if (this.#cancelRemovalCheck !== undefined) return;
+    this.#cancelRemovalCheck = (this.#deps.schedule ?? defaultSchedule)(() => {
+      this.#cancelRemovalCheck = undefined;
+      this.#track(this.#confirmRemovals(list));
+    }, REMOVAL_BATCH_MS);
+  }
+
+  async #confirmRemovals(list: () => Promise<readonly ListedUnit[]>): Promise<void> {
+    const removed = [...this.#removals];
+    this.#removals.clear();
+    let listed: Set<string>;
+    try {
+      listed = new Set((await list()).map((row) => row.unit));
+    } catch (error) {
+      // Kept for now: the next catch-up, after the reconnect this error leads to, lists again.
+      this.#deps.logger.debug({ err: error, units: removed.length }, 'could not confirm unit removals');
+      return;
+    }
+    for (const unit of removed) if (!listed.has(unit)) this.#forgetUnit(unit);
+  }
+
+  /** The unit is gone: its state goes, and so does an incident with nothing left to mail. */
+  #forgetUnit(unit: string): void {
     this.#tracker.forget(unit);
     this.#restartsSeen.delete(unit);
     const forgotten = this.#forgetReported(unit);
@@ -373,6 +415,8 @@ export class FailureWatcher {
   stop(): void {
     this.#cancelTimer?.();
     this.#cancelTimer = undefined;
+    this.#cancelRemovalCheck?.();
+    this.#cancelRemovalCheck = undefined;
     this.#timerDueMs = undefined;
   }
 

@@ -61,6 +61,8 @@ class Host {
   readonly state = new MemoryState();
   readonly logs: { level: number; msg: string }[] = [];
   timers: Timer[] = [];
+  /** What ListUnits answers; undefined: the source has no ListUnits and removals are believed. */
+  listed: string[] | undefined;
   self: SelfNotificationState | undefined;
   #ids = 0;
 
@@ -91,6 +93,12 @@ class Host {
           if (facts === undefined) throw new Error('no such unit');
           return { restarts: facts.restarts, invocationId: facts.invocationId };
         },
+        ...(this.listed === undefined
+          ? {}
+          : {
+              listUnits: async () =>
+                (this.listed ?? []).map((unit) => ({ ...change(unit, 'failed', 'failed') })),
+            }),
       },
       gather: async (unit, invocationId) => ({
         status: {
@@ -466,6 +474,36 @@ describe('FailureWatcher: catch-up finds what happened while nobody listened', (
     second.catchUp([]);
     await second.settle();
     expect([...host.state.durable.keys()].some((key) => key.startsWith('r:gone.service'))).toBe(false);
+  });
+
+  it('keeps, through a daemon-reload that "removes" every unit and loads it again, what it reported', async () => {
+    const host = new Host();
+    host.listed = ['nginx.service'];
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'nginx.service');
+    watcher.unitRemoved('nginx.service');
+    await host.advance(2_000, watcher);
+    // systemd, loaded again, announces the same failed invocation.
+    watcher.handleChange(change('nginx.service', 'failed', 'failed'));
+    await watcher.settle();
+    expect(host.mails).toHaveLength(1);
+    expect([...host.state.durable.keys()].some((key) => key.startsWith('r:nginx.service'))).toBe(true);
+  });
+
+  it('forgets a unit once ListUnits confirms its removal, with one listing for many', async () => {
+    const host = new Host();
+    host.listed = ['kept.service'];
+    const watcher = await started(host);
+    await failOnce(host, watcher, 'gone.service');
+    await failOnce(host, watcher, 'kept.service');
+    watcher.unitRemoved('gone.service');
+    watcher.unitRemoved('kept.service');
+    expect(host.timers).toHaveLength(1);
+    expect(watcher.watchedUnits).toBe(2);
+    await host.advance(2_000, watcher);
+    expect(watcher.watchedUnits).toBe(1);
+    const reported = [...host.state.durable.keys()].filter((key) => key.startsWith('r:'));
+    expect(reported.map((key) => key.split('\u0000')[0])).toEqual(['r:kept.service']);
   });
 
   it('forgets a unit systemd unloaded', async () => {
