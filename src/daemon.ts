@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AlertmanagerFeed } from './adapters/alertmanager-feed.js';
 import { gatherDiagnosis, gatherJournals, refreshJournal } from './adapters/diagnosis.js';
 import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
@@ -103,6 +104,8 @@ export class Daemon {
   #outbox: Outbox | undefined;
   #bus: SystemdBus | undefined;
   #watcher: FailureWatcher | undefined;
+  /** Set when UNITWATCH_ALERTMANAGER_URL is. */
+  #alerts: AlertmanagerFeed | undefined;
   #notifier: SystemdNotifier | undefined;
   #watchdogTimer: NodeJS.Timeout | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
@@ -182,10 +185,25 @@ export class Daemon {
       now: Date.now,
       newMessageId: () => `<${randomUUID()}@${config.hostname}>`,
       sleep: (ms) => sleep(ms),
+      onIncidentsChanged: () => this.#alerts?.changed(),
     });
     this.#watcher = watcher;
     await watcher.start();
     this.#checkpoint();
+    if (config.alertmanager !== undefined) {
+      // After the watcher restored its incidents: the first pass posts every open one at once.
+      this.#alerts = new AlertmanagerFeed({
+        settings: config.alertmanager,
+        hostname: config.hostname,
+        logger,
+        incidents: () => watcher.alertIncidents(),
+        journals: (entries) =>
+          gatherJournals(entries, { timeoutMs: config.commandTimeoutMs, maxBytes: config.outputLimitBytes }),
+        now: Date.now,
+        random: Math.random,
+      });
+      this.#alerts.start();
+    }
 
     await this.#connectAtStart();
     this.#ready = true;
@@ -225,6 +243,7 @@ export class Daemon {
         // Not aborted by the stop itself: the grace is what the stop grants the work under way.
         await Promise.race([drained, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
       }
+      this.#alerts?.stop();
       await this.#outbox?.stop();
       this.#mail?.stop();
     })();
