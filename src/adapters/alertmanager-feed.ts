@@ -273,6 +273,11 @@ export class AlertmanagerFeed {
     }
     peer.outage = undefined;
     peer.failures = 0;
+    // The last resolve was taken and nothing is open: idle, no timer.
+    if (this.#open.size === 0 && this.#peers.every((other) => other.pendingResolved.size === 0)) {
+      this.#cancelTick?.();
+      this.#cancelTick = undefined;
+    }
   }
 
   /** Logged once per outage; a transient failure is retried with backoff, a refusal at the next tick. */
