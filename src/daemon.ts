@@ -11,6 +11,7 @@ import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
+import { DESCRIPTION_JOURNAL_LINES, DESCRIPTION_LINE_CHARS } from './core/alert.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
 import { BusUnreachableError, rootMessage } from './errors/bus-unreachable-error.js';
@@ -198,7 +199,12 @@ export class Daemon {
         logger,
         incidents: () => watcher.alertIncidents(),
         journals: (entries) =>
-          gatherJournals(entries, { timeoutMs: config.commandTimeoutMs, maxBytes: config.outputLimitBytes }),
+          gatherJournals(entries, {
+            timeoutMs: config.commandTimeoutMs,
+            maxBytes: config.outputLimitBytes,
+            linesPerUnit: DESCRIPTION_JOURNAL_LINES,
+            maxLineChars: DESCRIPTION_LINE_CHARS,
+          }),
         now: Date.now,
         random: Math.random,
       });
