@@ -146,6 +146,39 @@ describe.skipIf(skip !== undefined)(
       expect(smtp.mailsAbout('flaky.service').length).toBeGreaterThan(0);
     });
 
+    it('stopped, unitwatch lets its alerts lapse at endsAt; started again, it posts the restored incidents at once', {
+      timeout: 90_000,
+    }, async () => {
+      const before = await alertsOf(cluster.peers[0] as AlertmanagerPeer, 'flaky.service');
+      await instance.systemctl('stop', 'unitwatch.service');
+      // No resolve at stop: the alerts stay until their endsAt, four 2 s intervals after the last post.
+      await waitUntil(
+        'the alerts to lapse on both peers',
+        async () => {
+          const left = await Promise.all(cluster.peers.map((peer) => cluster.alerts(peer)));
+          return left.every((alerts) => alerts.length === 0);
+        },
+        30_000,
+      );
+      await instance.systemctl('start', 'unitwatch.service');
+      await waitUntil(
+        'both alerts back on both peers',
+        async () => {
+          const seen = await Promise.all(
+            cluster.peers.flatMap((peer) => [
+              alertsOf(peer, 'flaky.service'),
+              alertsOf(peer, 'vital.service'),
+            ]),
+          );
+          return seen.every((alerts) => alerts.length === 1);
+        },
+        30_000,
+      );
+      // The same incident, from the state log: the same start, not a new one.
+      const after = await alertsOf(cluster.peers[1] as AlertmanagerPeer, 'flaky.service');
+      expect(after[0]?.startsAt).toBe(before[0]?.startsAt);
+    });
+
     it('the alert resolves on both peers once the unit runs again; the other stays', {
       timeout: 60_000,
     }, async () => {
