@@ -426,6 +426,9 @@ export class Daemon {
     }
     const problem = watcher?.stateProblem;
     if (problem !== undefined) parts.push(problem);
+    for (const peer of this.#alerts?.unreachable ?? []) {
+      parts.push(`alertmanager ${peer.url} not taking alerts since ${clockTime(peer.sinceMs)}`);
+    }
     const dropped = this.#bus?.droppedSignals ?? 0;
     parts.push(
       `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
