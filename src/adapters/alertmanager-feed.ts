@@ -285,8 +285,7 @@ export class AlertmanagerFeed {
     const { logger, settings } = this.#deps;
     peer.failures++;
     const transient = !(error instanceof AlertmanagerError) || error.transient;
-    const reason =
-      error instanceof AlertmanagerError ? error.message.slice(peer.endpoint.length + 2) : String(error);
+    const reason = error instanceof AlertmanagerError ? error.reason : String(error);
     if (peer.outage === undefined) {
       peer.outage = { sinceMs: this.#deps.now(), reason };
       const next = transient ? 'retrying with backoff' : 'posting again in the next interval';

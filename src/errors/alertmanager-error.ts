@@ -9,6 +9,8 @@ export class AlertmanagerError extends Error {
   /** The HTTP status, undefined when no answer came (refused, reset, timed out). */
   readonly status: number | undefined;
   readonly transient: boolean;
+  /** What went wrong, without the URL: `503 Service Unavailable`, `no answer within 10000 ms`. */
+  readonly reason: string;
 
   constructor(
     url: string,
@@ -17,6 +19,7 @@ export class AlertmanagerError extends Error {
   ) {
     super(`${url}: ${reason}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.url = url;
+    this.reason = reason;
     this.status = options.status;
     this.transient = options.transient;
   }
