@@ -338,9 +338,9 @@ export class FailureWatcher {
 
   /** systemd unloaded the unit: its state goes, and so does an incident with nothing left to mail. */
   unitRemoved(unit: string): void {
+    this.#latest.delete(unit);
     this.#tracker.forget(unit);
     this.#restartsSeen.delete(unit);
-    this.#latest.delete(unit);
     if (this.#policy.unitRemoved(unit)) {
       this.#schedule();
       this.#track(this.#commit([]));
@@ -421,6 +421,31 @@ export class FailureWatcher {
     });
     this.#inFlight.add(guarded);
     void guarded.finally(() => this.#inFlight.delete(guarded));
+  }
+
+  /**
+   * Keeps the latest failure's facts for the alerts. Also for a failure already reported: after a
+   * restart the catch-up reads the facts of the incidents restored without them.
+   */
+  #noteLatest(kind: FailureKind, facts: UnitFacts, atMs: number): void {
+    const known = this.#latest.get(facts.unit);
+    if (
+      known?.facts.invocationId === facts.invocationId &&
+      known.kind === kind &&
+      known.facts.result === facts.result
+    )
+      return;
+    this.#latest.set(facts.unit, { kind, facts, atMs });
+    if (this.#policy.incidentUnits().includes(facts.unit)) this.#incidentsChanged();
+  }
+
+  /** Tells the listener; its failure is logged, never the watcher's. */
+  #incidentsChanged(): void {
+    try {
+      this.#deps.onIncidentsChanged?.();
+    } catch (error) {
+      this.#deps.logger.error({ err: error }, 'the incident listener failed');
+    }
   }
 
   /**
@@ -716,31 +741,6 @@ export class FailureWatcher {
         `notification NOT queued: ${mail.subject}; it stays in the state and is queued at the next start`,
       );
       return false;
-    }
-  }
-
-  /**
-   * Keeps the latest failure's facts for the alerts. Also for a failure already reported: after a
-   * restart the catch-up reads the facts of the incidents restored without them.
-   */
-  #noteLatest(kind: FailureKind, facts: UnitFacts, atMs: number): void {
-    const known = this.#latest.get(facts.unit);
-    if (
-      known?.facts.invocationId === facts.invocationId &&
-      known.kind === kind &&
-      known.facts.result === facts.result
-    )
-      return;
-    this.#latest.set(facts.unit, { kind, facts, atMs });
-    if (this.#policy.incidentUnits().includes(facts.unit)) this.#incidentsChanged();
-  }
-
-  /** Tells the listener; its failure is logged, never the watcher's. */
-  #incidentsChanged(): void {
-    try {
-      this.#deps.onIncidentsChanged?.();
-    } catch (error) {
-      this.#deps.logger.error({ err: error }, 'the incident listener failed');
     }
   }
 
