@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AlertmanagerFeed } from './adapters/alertmanager-feed.js';
 import { gatherDiagnosis, gatherJournals, refreshJournal } from './adapters/diagnosis.js';
 import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
@@ -10,6 +11,7 @@ import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
+import { DESCRIPTION_JOURNAL_LINES, DESCRIPTION_LINE_CHARS } from './core/alert.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
 import { type ServiceManager, systemManager } from './core/service-manager.js';
@@ -105,6 +107,8 @@ export class Daemon {
   #outbox: Outbox | undefined;
   #bus: SystemdBus | undefined;
   #watcher: FailureWatcher | undefined;
+  /** Set when UNITWATCH_ALERTMANAGER_URL is. */
+  #alerts: AlertmanagerFeed | undefined;
   #notifier: SystemdNotifier | undefined;
   #watchdogTimer: NodeJS.Timeout | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
@@ -202,10 +206,30 @@ export class Daemon {
       now: Date.now,
       newMessageId: () => `<${randomUUID()}@${config.hostname}>`,
       sleep: (ms) => sleep(ms),
+      onIncidentsChanged: () => this.#alerts?.changed(),
     });
     this.#watcher = watcher;
     await watcher.start();
     this.#checkpoint();
+    if (config.alertmanager !== undefined) {
+      // After the watcher restored its incidents: the first pass posts every open one at once.
+      this.#alerts = new AlertmanagerFeed({
+        settings: config.alertmanager,
+        hostname: config.hostname,
+        logger,
+        incidents: () => watcher.alertIncidents(),
+        journals: (entries) =>
+          gatherJournals(entries, {
+            timeoutMs: config.commandTimeoutMs,
+            maxBytes: config.outputLimitBytes,
+            linesPerUnit: DESCRIPTION_JOURNAL_LINES,
+            maxLineChars: DESCRIPTION_LINE_CHARS,
+          }),
+        now: Date.now,
+        random: Math.random,
+      });
+      this.#alerts.start();
+    }
 
     await this.#connectAtStart();
     this.#ready = true;
@@ -245,6 +269,7 @@ export class Daemon {
         // Not aborted by the stop itself: the grace is what the stop grants the work under way.
         await Promise.race([drained, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
       }
+      this.#alerts?.stop();
       await this.#outbox?.stop();
       this.#mail?.stop();
     })();
@@ -424,6 +449,9 @@ export class Daemon {
     }
     const problem = watcher?.stateProblem;
     if (problem !== undefined) parts.push(problem);
+    for (const peer of this.#alerts?.unreachable ?? []) {
+      parts.push(`alertmanager ${peer.url} not taking alerts since ${clockTime(peer.sinceMs)}`);
+    }
     const dropped = this.#bus?.droppedSignals ?? 0;
     parts.push(
       `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,

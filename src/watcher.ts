@@ -1,5 +1,6 @@
 import type { Logger } from './adapters/logger.js';
 import type { ListedUnit, UnitChange } from './adapters/systemd-bus.js';
+import type { IncidentAlertView } from './core/alert.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import type { Config } from './core/config.js';
 import {
@@ -91,6 +92,8 @@ export interface WatcherDependencies {
   readonly sleep: (ms: number) => Promise<void>;
   /** Arms a timer and returns its disarm; setTimeout by default, a fake clock's in unit specs. */
   readonly schedule?: (callback: () => void, delayMs: number) => () => void;
+  /** Called when an incident opened, closed or learned new facts; read them with alertIncidents(). */
+  readonly onIncidentsChanged?: () => void;
 }
 
 const defaultSchedule = (callback: () => void, delayMs: number): (() => void) => {
@@ -147,6 +150,8 @@ export class FailureWatcher {
   #durable = true;
   /** Why the last state write failed, until one succeeds again. */
   #stateProblem: string | undefined;
+  /** The latest failure read back for each unit, for alertIncidents(); the policy keeps no facts. */
+  readonly #latest = new Map<string, NonNullable<IncidentAlertView['latest']>>();
 
   constructor(deps: WatcherDependencies) {
     this.#deps = deps;
@@ -175,6 +180,24 @@ export class FailureWatcher {
 
   failedUnits(): string[] {
     return this.#tracker.failedUnits();
+  }
+
+  /**
+   * Every open incident with what an alert about it says: the unit, critical or not, since when, and
+   * the latest failure this process read back (after a restart, once the catch-up has read it).
+   */
+  alertIncidents(): IncidentAlertView[] {
+    return this.#policy.incidentViews().map((view) => {
+      const incident = this.#policy.unitState(view.unit)?.incident;
+      return {
+        unit: view.unit,
+        critical: view.critical,
+        firstFailureMs: view.firstFailureMs,
+        failures: view.failures,
+        latest: this.#latest.get(view.unit),
+        endedAtMs: incident?.stoppedAtMs ?? incident?.upSinceMs,
+      };
+    });
   }
 
   /**
@@ -368,6 +391,7 @@ export class FailureWatcher {
 
   /** The unit is gone: its state goes, and so does an incident with nothing left to mail. */
   #forgetUnit(unit: string): void {
+    this.#latest.delete(unit);
     this.#tracker.forget(unit);
     this.#restartsSeen.delete(unit);
     const forgotten = this.#forgetReported(unit);
@@ -452,6 +476,31 @@ export class FailureWatcher {
     });
     this.#inFlight.add(guarded);
     void guarded.finally(() => this.#inFlight.delete(guarded));
+  }
+
+  /**
+   * Keeps the latest failure's facts for the alerts. Also for a failure already reported: after a
+   * restart the catch-up reads the facts of the incidents restored without them.
+   */
+  #noteLatest(kind: FailureKind, facts: UnitFacts, atMs: number): void {
+    const known = this.#latest.get(facts.unit);
+    if (
+      known?.facts.invocationId === facts.invocationId &&
+      known.kind === kind &&
+      known.facts.result === facts.result
+    )
+      return;
+    this.#latest.set(facts.unit, { kind, facts, atMs });
+    if (this.#policy.hasIncident(facts.unit)) this.#incidentsChanged();
+  }
+
+  /** Tells the listener; its failure is logged, never the watcher's. */
+  #incidentsChanged(): void {
+    try {
+      this.#deps.onIncidentsChanged?.();
+    } catch (error) {
+      this.#deps.logger.error({ err: error }, 'the incident listener failed');
+    }
   }
 
   /**
@@ -541,6 +590,7 @@ export class FailureWatcher {
       logger.debug({ unit: change.unit, result: facts.result }, 'restart after a clean exit, not a failure');
       return;
     }
+    this.#noteLatest(kind, facts, atMs);
     const key = failureKey(kind, facts);
     if (this.#reported.has(key)) return;
     // In memory at once, so a second signal for it is ignored; on disk with the policy's state below.
@@ -584,6 +634,8 @@ export class FailureWatcher {
    * other handler's flush can carry a reported key without the state that accounts for it.
    */
   async #commit(outgoing: readonly Outgoing[]): Promise<void> {
+    // Every change of the policy's incidents passes through here, so this one call covers them all.
+    this.#incidentsChanged();
     if (!this.#durable) return;
     const { state, logger } = this.#deps;
     const changes = this.#policy.takeChanges();

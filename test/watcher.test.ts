@@ -5,7 +5,7 @@ import { parseConfig } from '../src/core/config.js';
 import type { UnitFacts } from '../src/core/failure.js';
 import type { ComposedMail } from '../src/core/message.js';
 import type { SelfNotificationState } from '../src/core/own-unit.js';
-import { FailureWatcher, type MailMeta, type StateStore } from '../src/watcher.js';
+import { FailureWatcher, type MailMeta, type StateStore, type WatcherDependencies } from '../src/watcher.js';
 import { unitFacts } from './fixtures/unit-facts.js';
 
 const SECOND = 1000;
@@ -66,7 +66,11 @@ class Host {
   self: SelfNotificationState | undefined;
   #ids = 0;
 
-  watcher(env: Record<string, string> = {}, ownUnit?: string): FailureWatcher {
+  watcher(
+    env: Record<string, string> = {},
+    ownUnit?: string,
+    extra: Partial<WatcherDependencies> = {},
+  ): FailureWatcher {
     const config = parseConfig(
       {
         UNITWATCH_TO: 'ops@example.org',
@@ -135,6 +139,7 @@ class Host {
           this.timers = this.timers.filter((t) => t !== timer);
         };
       },
+      ...extra,
     });
   }
 
@@ -526,5 +531,85 @@ describe('FailureWatcher: itself', () => {
     await host.advance(3600 * SECOND, watcher);
     await failOnce(host, watcher, 'unitwatch.service', 'c');
     expect(host.mails.filter(({ meta }) => meta.event !== 'recovery')).toHaveLength(2);
+  });
+});
+
+describe('FailureWatcher: the open incidents, for Alertmanager', () => {
+  it('lists each open incident with its latest facts at once, whatever the rate limit holds back', async () => {
+    const host = new Host();
+    let changes = 0;
+    const watcher = host.watcher(
+      { UNITWATCH_CRITICAL: 'db.service', UNITWATCH_STORM_THRESHOLD: '1' },
+      undefined,
+      {
+        onIncidentsChanged: () => changes++,
+      },
+    );
+    await watcher.start();
+    await failOnce(host, watcher, 'nginx.service');
+    await failOnce(host, watcher, 'db.service', 'c');
+    await failOnce(host, watcher, 'cron.service', 'd');
+    // The storm threshold of 1 puts cron.service into a digest: no mail yet, but an alert.
+    expect(host.mails.map(({ meta }) => meta.unit)).toEqual(['nginx.service', 'db.service']);
+    const views = watcher.alertIncidents();
+    expect(views.map((view) => [view.unit, view.critical])).toEqual([
+      ['nginx.service', false],
+      ['db.service', true],
+      ['cron.service', false],
+    ]);
+    expect(views[2]?.latest?.facts.invocationId).toBe('d'.repeat(32));
+    expect(views[2]?.latest?.kind).toBe('failed');
+    expect(views[0]?.firstFailureMs).toBe(host.nowMs);
+    expect(changes).toBeGreaterThanOrEqual(3);
+  });
+
+  it('tells the listener when an incident closes, with the time the unit came up', async () => {
+    const host = new Host();
+    let changes = 0;
+    const watcher = host.watcher({ UNITWATCH_RECOVERY_GRACE: '10s' }, undefined, {
+      onIncidentsChanged: () => changes++,
+    });
+    await watcher.start();
+    await failOnce(host, watcher, 'web.service');
+    host.nowMs += 5 * SECOND;
+    const upAt = host.nowMs;
+    host.setFacts('web.service', { activeState: 'active', subState: 'running', result: 'success' });
+    watcher.handleChange(change('web.service', 'active', 'running'));
+    await watcher.settle();
+    expect(watcher.alertIncidents()[0]?.endedAtMs).toBe(upAt);
+    const before = changes;
+    await host.advance(10 * SECOND, watcher);
+    expect(watcher.alertIncidents()).toEqual([]);
+    expect(changes).toBeGreaterThan(before);
+  });
+
+  it('after a restart lists the restored incidents, and learns their facts from the catch-up', async () => {
+    const host = new Host();
+    const first = await started(host);
+    await failOnce(host, first, 'a.service');
+    let changes = 0;
+    const second = host.watcher({}, undefined, { onIncidentsChanged: () => changes++ });
+    await second.start();
+    expect(second.alertIncidents().map((view) => [view.unit, view.latest])).toEqual([
+      ['a.service', undefined],
+    ]);
+    second.catchUp([change('a.service', 'failed', 'failed')]);
+    await second.settle();
+    expect(second.alertIncidents()[0]?.latest?.facts.result).toBe('exit-code');
+    expect(changes).toBe(1);
+    expect(host.mails).toHaveLength(1);
+  });
+
+  it('a listener that throws is logged and changes nothing for the mail', async () => {
+    const host = new Host();
+    const watcher = host.watcher({}, undefined, {
+      onIncidentsChanged: () => {
+        throw new Error('listener broke');
+      },
+    });
+    await watcher.start();
+    await failOnce(host, watcher, 'nginx.service');
+    expect(host.mails).toHaveLength(1);
+    expect(host.logs.some((log) => log.msg === 'the incident listener failed')).toBe(true);
   });
 });

@@ -1,5 +1,10 @@
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors/config-error.js';
+import {
+  type AlertmanagerSettings,
+  parseAlertmanagerUrls,
+  parseStaticLabels,
+} from './alertmanager-settings.js';
 import { UNIT_GLOB, withUnitSuffix } from './globs.js';
 import type { PolicySettings } from './policy.js';
 import { cleanLine } from './text.js';
@@ -59,6 +64,8 @@ export interface Config {
   readonly commandTimeoutMs: number;
   readonly outputLimitBytes: number;
   readonly journalSettleMs: number;
+  /** Set when UNITWATCH_ALERTMANAGER_URL is: the incidents are also posted to Alertmanager. */
+  readonly alertmanager?: AlertmanagerSettings | undefined;
 }
 
 /**
@@ -262,6 +269,20 @@ const durationList = z.string().transform((value, ctx) => {
     }
   }
   return durations.filter((ms): ms is number => ms !== undefined);
+});
+
+const alertmanagerUrls = z.string().transform((value, ctx) => {
+  const parsed = parseAlertmanagerUrls(value);
+  if (parsed.ok) return parsed.value;
+  for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+});
+
+const staticLabels = z.string().transform((value, ctx) => {
+  const parsed = parseStaticLabels(value);
+  if (parsed.ok) return parsed.value;
+  for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
 });
 
 const boolean = z.string().transform((value, ctx) => {
@@ -588,6 +609,40 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
       example: '2min',
       schema: duration(0, 86_400_000),
     },
+    // Alertmanager (docs/alertmanager.md).
+    {
+      name: 'UNITWATCH_ALERTMANAGER_URL',
+      description:
+        'Also post every open incident to Alertmanager, one alert per failed unit (see ' +
+        '[alertmanager.md](alertmanager.md)). The base URL of each Alertmanager of the cluster, ' +
+        'separated by commas or spaces: each gets every alert, as from Prometheus. http:// or https://, ' +
+        'no user or password, no query; a path only as the prefix of an Alertmanager behind a proxy or ' +
+        'with `--web.route-prefix`. unitwatch appends `/api/v2/alerts`. The rate limits and digests of ' +
+        'mail do not apply here. Unset: no Alertmanager.',
+      defaultText: undefined,
+      example: 'http://am1.example.org:9093, http://am2.example.org:9093',
+      schema: alertmanagerUrls,
+    },
+    {
+      name: 'UNITWATCH_ALERTMANAGER_LABELS',
+      description:
+        'Static labels added to every alert, `name=value` separated by spaces or commas. Names follow ' +
+        "Prometheus's `[a-zA-Z_][a-zA-Z0-9_]*`; `alertname`, `instance`, `unit` and `severity` are " +
+        "unitwatch's own and cannot be overridden. Values cannot contain spaces or commas.",
+      defaultText: 'none',
+      example: 'env=prod team=ops',
+      schema: staticLabels,
+    },
+    {
+      name: 'UNITWATCH_ALERTMANAGER_INTERVAL',
+      description:
+        'How often open incidents are posted again. Each post says the alert ends 4 intervals later ' +
+        'unless posted again, so an alert whose resolve was lost (unitwatch killed) resolves by itself; ' +
+        "keep it well below Alertmanager's `resolve_timeout` (5 min by default).",
+      defaultText: '1min',
+      example: '30s',
+      schema: duration(1000, 300_000),
+    },
   ];
 }
 
@@ -762,6 +817,16 @@ export function parseConfigFor(
     });
   }
 
+  const alertmanagerUrlList = values.get('UNITWATCH_ALERTMANAGER_URL') as string[] | undefined;
+  for (const name of ['UNITWATCH_ALERTMANAGER_LABELS', 'UNITWATCH_ALERTMANAGER_INTERVAL']) {
+    // Under the URL's key: the setting itself is fine, what it belongs to is missing.
+    if (values.has(name) && !isSet('UNITWATCH_ALERTMANAGER_URL'))
+      problems.push({
+        key: 'UNITWATCH_ALERTMANAGER_URL',
+        message: `is needed by ${name}: set it to the Alertmanagers' URLs, or remove ${name}`,
+      });
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   const credentialPassword =
@@ -809,6 +874,14 @@ export function parseConfigFor(
       recoveryMails: pick('UNITWATCH_RECOVERY', true),
       recoveryGraceMs: pick('UNITWATCH_RECOVERY_GRACE', 30_000),
     },
+    alertmanager:
+      alertmanagerUrlList === undefined
+        ? undefined
+        : {
+            urls: alertmanagerUrlList,
+            labels: pick<Record<string, string>>('UNITWATCH_ALERTMANAGER_LABELS', {}),
+            intervalMs: pick('UNITWATCH_ALERTMANAGER_INTERVAL', 60_000),
+          },
   };
 }
 
@@ -882,6 +955,21 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
   set('UNITWATCH_MAX_MAILS_PER_HOUR', String(config.policy.maxMailsPerHour));
   set('UNITWATCH_RECOVERY', config.policy.recoveryMails ? 'yes' : 'no');
   set('UNITWATCH_RECOVERY_GRACE', formatDuration(config.policy.recoveryGraceMs));
+  const alertmanager = config.alertmanager;
+  if (alertmanager === undefined) {
+    lines.push(
+      '# UNITWATCH_ALERTMANAGER_URL unset: no Alertmanager (UNITWATCH_ALERTMANAGER_LABELS and UNITWATCH_ALERTMANAGER_INTERVAL unused)',
+    );
+  } else {
+    set('UNITWATCH_ALERTMANAGER_URL', alertmanager.urls.join(','));
+    set(
+      'UNITWATCH_ALERTMANAGER_LABELS',
+      Object.entries(alertmanager.labels)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' '),
+    );
+    set('UNITWATCH_ALERTMANAGER_INTERVAL', formatDuration(alertmanager.intervalMs));
+  }
   return `${lines.join('\n')}\n`;
 }
 

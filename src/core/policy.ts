@@ -295,6 +295,10 @@ export class NotificationPolicy {
     return [...this.#incidents.keys()];
   }
 
+  hasIncident(unit: string): boolean {
+    return this.#incidents.has(unit);
+  }
+
   awaitsRecovery(unit: string): boolean {
     return this.#incidents.get(unit)?.reported === true;
   }
