@@ -171,7 +171,11 @@ async function run(config: Config, password: string | undefined, logger: Logger)
 }
 
 async function testEmail(config: StatelessConfig, password: string | undefined): Promise<number> {
-  const transport = new MailTransport(config, password);
+  if (config.transport === undefined) {
+    process.stderr.write('unitwatch: mail is not configured (UNITWATCH_TO, UNITWATCH_SMTP_URL): no test mail to send\n');
+    return EXIT_FAILURE;
+  }
+  const transport = new MailTransport({ ...config, transport: config.transport }, password);
   transport.start();
   try {
     const receipt = await transport.send({

@@ -1,5 +1,11 @@
 import { constants } from 'node:os';
 import type { Failure, UnitFacts } from './failure.js';
+import {
+  digestNotification,
+  failureNotification,
+  type Notification,
+  recoveryNotification,
+} from './notification.js';
 import { bodyText, inlineText, shellQuote } from './text.js';
 import { UNIT_NAME_MAX_LENGTH } from './unit-name.js';
 
@@ -34,6 +40,11 @@ export interface ComposedMail {
   /** Extra headers; values are single-line and safe. */
   readonly headers: Readonly<Record<string, string>>;
   readonly messageId: string;
+  /**
+   * The same notification as structured data, for channels that are not mail (webhooks). Built from
+   * the facts, not from the text; absent for mail made elsewhere (test-email).
+   */
+  readonly notification?: Notification;
 }
 
 export interface CompositionContext {
@@ -281,8 +292,10 @@ export function composeFailureMail(
   if (failing !== undefined) blocks.push(failing);
   blocks.push(investigateBlock(investigateCommands(facts.unit, invocationId)), SIGNATURE);
 
+  const subject = `[unitwatch] ${headline(failure, hostname, count)}`;
+  const journalText = diagnosis.journal?.problem === undefined ? diagnosis.journal?.text : undefined;
   return {
-    subject: `[unitwatch] ${headline(failure, hostname, count)}`,
+    subject,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
       ...AUTOMATED,
@@ -294,6 +307,30 @@ export function composeFailureMail(
       ...contextHeaders(context),
     },
     messageId: context.messageId,
+    notification: failureNotification(
+      {
+        failure,
+        count,
+        ...(context.firstAtMs === undefined ? {} : { firstAtMs: context.firstAtMs }),
+        critical: context.critical === true,
+        exitText: exit,
+        status: diagnosis.status.text,
+        ...(journalText === undefined ? {} : { journal: journalText.split('\n') }),
+        lastWords: diagnosis.lastWords,
+      },
+      subject,
+      notificationContext(context),
+    ),
+  };
+}
+
+function notificationContext(context: CompositionContext) {
+  return {
+    hostname: context.hostname,
+    messageId: context.messageId,
+    references: context.references,
+    ...(context.notes === undefined ? {} : { notes: context.notes }),
+    ...(context.failingNow === undefined ? {} : { failingNow: context.failingNow }),
   };
 }
 
@@ -489,8 +526,9 @@ export function composeDigestMail(
   );
   if (failing !== undefined) blocks.push(failing);
   blocks.push(investigateBlock(commands), SIGNATURE);
+  const subject = digestSubject(ranked, hostname);
   return {
-    subject: digestSubject(ranked, hostname),
+    subject,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
       ...AUTOMATED,
@@ -500,6 +538,18 @@ export function composeDigestMail(
       ...contextHeaders({ ...context, critical }),
     },
     messageId: context.messageId,
+    notification: digestNotification(
+      ranked.map((entry) => ({
+        failure: entry.failure,
+        count: entry.count,
+        critical: entry.critical,
+        exitText: describeExit(entry.failure.facts),
+        status: statusHeadFromFacts(entry.failure.facts, entry.failure.observedAtMs),
+        ...(entry.journal === undefined ? {} : { journal: entry.journal }),
+      })),
+      subject,
+      notificationContext(context),
+    ),
   };
 }
 
@@ -577,5 +627,6 @@ export function composeRecoveryMail(recovery: Recovery, context: CompositionCont
       ...contextHeaders({ ...context, critical }),
     },
     messageId: context.messageId,
+    notification: recoveryNotification(recovery.units, recovery.atMs, subject, notificationContext(context)),
   };
 }

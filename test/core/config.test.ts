@@ -479,7 +479,7 @@ describe('renderEffectiveConfig', () => {
 
   it('names the password file but holds no secret', () => {
     // Config never carries the password itself; the rendering can only show where it comes from.
-    expect(Object.keys(config.transport)).not.toContain('password');
+    expect(Object.keys(config.transport ?? {})).not.toContain('password');
     expect(text).toContain(
       '# the SMTP password is read from this file; its contents are not shown\nUNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/unitwatch-smtp\n',
     );
