@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,11 +6,13 @@ import { gatherDiagnosis, gatherJournals, refreshJournal } from './adapters/diag
 import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
-import { Outbox } from './adapters/outbox.js';
+import { Outbox, type OutboxMeta } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
-import type { Config } from './core/config.js';
+import { WebhookSender } from './adapters/webhook-sender.js';
+import type { Config, WebhookUrl } from './core/config.js';
+import type { ComposedMail } from './core/message.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
 import { BusUnreachableError, rootMessage } from './errors/bus-unreachable-error.js';
 import { FailureWatcher, type SelfStateStore, type StateStore } from './watcher.js';
@@ -91,6 +93,29 @@ async function readOwnUnit(): Promise<string | undefined> {
   }
 }
 
+/** Secrets read at start-up by the CLI, never kept in Config. */
+export interface DaemonSecrets {
+  /** HMAC key of every webhook request (UNITWATCH_WEBHOOK_SECRET_FILE or the credential). */
+  readonly webhookSecret?: string | undefined;
+  /** ntfy access token (UNITWATCH_NTFY_TOKEN_FILE or the credential). */
+  readonly ntfyToken?: string | undefined;
+}
+
+/** One channel's queue: its label for the status line and its own Outbox over its own directory. */
+interface ChannelQueue {
+  readonly label: string;
+  readonly outbox: Outbox;
+}
+
+/**
+ * Each webhook's own queue directory, named after its URL so that reordering
+ * UNITWATCH_WEBHOOK_URL keeps every queue with its URL. Mail keeps `outbox`, as before channels.
+ */
+export function webhookQueueDirectory(stateDirectory: string, target: WebhookUrl): string {
+  const digest = createHash('sha256').update(target.url).digest('hex').slice(0, 12);
+  return join(stateDirectory, `outbox-webhook-${digest}`);
+}
+
 /**
  * The composition root: builds the adapters, wires them to the watcher, and owns the lifecycle
  * (connect, subscribe, readiness, reconnect, stop). The constructor only stores its inputs.
@@ -99,8 +124,10 @@ export class Daemon {
   readonly #config: Config;
   readonly #logger: Logger;
   readonly #smtpPassword: string | undefined;
+  readonly #secrets: DaemonSecrets;
   #mail: MailTransport | undefined;
-  #outbox: Outbox | undefined;
+  /** Every channel's queue, mail first; every notification goes to each. */
+  #queues: ChannelQueue[] = [];
   #bus: SystemdBus | undefined;
   #watcher: FailureWatcher | undefined;
   #notifier: SystemdNotifier | undefined;
@@ -117,10 +144,11 @@ export class Daemon {
   readonly #abort = new AbortController();
   #teardown: Promise<void> | undefined;
 
-  constructor(config: Config, logger: Logger, smtpPassword: string | undefined) {
+  constructor(config: Config, logger: Logger, smtpPassword: string | undefined, secrets: DaemonSecrets = {}) {
     this.#config = config;
     this.#logger = logger;
     this.#smtpPassword = smtpPassword;
+    this.#secrets = secrets;
   }
 
   /**
@@ -141,19 +169,10 @@ export class Daemon {
     const logger = this.#logger;
     this.#notifier = new SystemdNotifier(logger);
     await removeTemporaryFiles(config.stateDirectory, logger);
-    const mail = new MailTransport(config, this.#smtpPassword);
-    mail.start();
-    this.#mail = mail;
-    const outbox = new Outbox({
-      directory: join(config.stateDirectory, 'outbox'),
-      sender: mail,
-      logger,
-      now: Date.now,
-      random: Math.random,
-    });
-    this.#outbox = outbox;
-    // Mail queued before a crash or a stop goes out first.
-    await outbox.start();
+    const queues = this.#buildQueues();
+    this.#queues = queues;
+    // Notifications queued before a crash or a stop go out first, each channel on its own.
+    await Promise.all(queues.map((queue) => queue.outbox.start()));
     this.#checkpoint();
     const ownUnit = await readOwnUnit();
     const diagnosisOptions = {
@@ -174,9 +193,11 @@ export class Daemon {
         gatherJournals(entries, { timeoutMs: config.commandTimeoutMs, maxBytes: config.outputLimitBytes }),
       // A full or read-only state directory does not cost the notification: the outbox then sends it
       // directly and keeps it in memory, retried with the same backoff, until the disk takes it again.
-      deliver: (composed, meta) => outbox.enqueue(composed, meta),
+      // Every channel gets every notification; one that already has it (queued before a crash) is
+      // skipped, so a decided notification re-queued at start reaches only the channels that lack it.
+      deliver: (composed, meta) => fanOut(queues, composed, meta),
       state: stateStore(config.stateDirectory, logger),
-      isQueued: (messageId) => outbox.knownMessageIds().has(messageId),
+      isQueued: (messageId) => queues.every((queue) => queue.outbox.knownMessageIds().has(messageId)),
       selfState: fileSelfStateStore(config.stateDirectory, logger),
       ownUnit,
       now: Date.now,
@@ -195,7 +216,12 @@ export class Daemon {
     await this.#notifier.ready(this.#statusLine());
     this.#startWatchdog();
     logger.info(
-      { watched: watcher.watchedUnits, transport: mail.description, to: config.to, unit: ownUnit },
+      {
+        watched: watcher.watchedUnits,
+        channels: queues.map((queue) => queue.label),
+        ...(this.#mail === undefined ? {} : { transport: this.#mail.description, to: config.to }),
+        unit: ownUnit,
+      },
       'unitwatch is watching',
     );
   }
@@ -225,7 +251,7 @@ export class Daemon {
         // Not aborted by the stop itself: the grace is what the stop grants the work under way.
         await Promise.race([drained, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
       }
-      await this.#outbox?.stop();
+      await Promise.all(this.#queues.map((queue) => queue.outbox.stop()));
       this.#mail?.stop();
     })();
     return this.#teardown;
@@ -393,19 +419,58 @@ export class Daemon {
     } else if (this.#connectedSinceMs !== undefined) {
       parts.push(`on the system bus since ${clockTime(this.#connectedSinceMs)}`);
     }
-    const degraded = this.#outbox?.degraded;
+    const degraded = this.#queues.map((queue) => queue.outbox.degraded).find((state) => state !== undefined);
     if (degraded !== undefined) {
+      const inMemory = this.#queues.reduce((sum, queue) => sum + (queue.outbox.degraded?.inMemory ?? 0), 0);
       parts.push(
-        `state directory not writable since ${clockTime(degraded.sinceMs)}: mail sent directly, ${degraded.inMemory} kept in memory`,
+        `state directory not writable since ${clockTime(degraded.sinceMs)}: mail sent directly, ${inMemory} kept in memory`,
       );
     }
     const problem = watcher?.stateProblem;
     if (problem !== undefined) parts.push(problem);
     const dropped = this.#bus?.droppedSignals ?? 0;
     parts.push(
-      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
+      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outboxLine()}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
     );
     return parts.join('; ');
+  }
+
+  /** `3`, or with several channels `3 (webhook https://hooks.example.org/… 3)`: which one is behind. */
+  #outboxLine(): string {
+    const total = this.#queues.reduce((sum, queue) => sum + queue.outbox.pending, 0);
+    if (this.#queues.length <= 1 || total === 0) return String(total);
+    const behind = this.#queues
+      .filter((queue) => queue.outbox.pending > 0)
+      .map((queue) => `${queue.label} ${queue.outbox.pending}`);
+    return `${total} (${behind.join(', ')})`;
+  }
+
+  /** Mail (when configured) and one queue per webhook URL, each with its own directory and retries. */
+  #buildQueues(): ChannelQueue[] {
+    const config = this.#config;
+    const common = { logger: this.#logger, now: Date.now, random: Math.random };
+    const queues: ChannelQueue[] = [];
+    if (config.transport !== undefined) {
+      const mail = new MailTransport({ ...config, transport: config.transport }, this.#smtpPassword);
+      mail.start();
+      this.#mail = mail;
+      const directory = join(config.stateDirectory, 'outbox');
+      queues.push({ label: 'mail', outbox: new Outbox({ ...common, directory, sender: mail }) });
+    }
+    const webhook = config.webhook;
+    for (const target of webhook?.urls ?? []) {
+      const channel = new WebhookSender({
+        target,
+        format: webhook?.format ?? 'json',
+        secret: this.#secrets.webhookSecret,
+        token: this.#secrets.ntfyToken,
+        timeoutMs: webhook?.timeoutMs ?? 10_000,
+        now: Date.now,
+      });
+      const directory = webhookQueueDirectory(config.stateDirectory, target);
+      queues.push({ label: channel.label, outbox: new Outbox({ ...common, directory, channel }) });
+    }
+    return queues;
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */
@@ -426,6 +491,22 @@ export class Daemon {
       Math.max(intervalMs / 2, 500),
     );
   }
+}
+
+/**
+ * Hands one notification to every channel's queue that does not hold it yet; resolves once each has
+ * it durably (an Outbox's enqueue never rejects: a disk that refuses keeps it in memory).
+ */
+async function fanOut(
+  queues: readonly ChannelQueue[],
+  composed: ComposedMail,
+  meta: OutboxMeta,
+): Promise<void> {
+  await Promise.all(
+    queues
+      .filter((queue) => !queue.outbox.knownMessageIds().has(composed.messageId))
+      .map((queue) => queue.outbox.enqueue(composed, meta)),
+  );
 }
 
 /** `10:02:03` in UTC, as the status line shows it. */

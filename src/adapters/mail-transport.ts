@@ -28,7 +28,8 @@ export interface MailSender {
 export async function readSmtpPassword(
   transport: SmtpTransportConfig | SendmailTransportConfig | undefined,
 ): Promise<string | undefined> {
-  if (transport === undefined || transport.kind !== 'smtp' || transport.passwordFile === undefined) return undefined;
+  if (transport === undefined || transport.kind !== 'smtp' || transport.passwordFile === undefined)
+    return undefined;
   const file = transport.passwordFile;
   let password: string;
   try {
@@ -77,7 +78,8 @@ function unreadablePasswordMessage(
 export function readSmtpCaFile(
   transport: SmtpTransportConfig | SendmailTransportConfig | undefined,
 ): string | undefined {
-  if (transport === undefined || transport.kind !== 'smtp' || transport.caFile === undefined) return undefined;
+  if (transport === undefined || transport.kind !== 'smtp' || transport.caFile === undefined)
+    return undefined;
   let pem: string;
   try {
     pem = readFileSync(transport.caFile, 'utf8');

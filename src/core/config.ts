@@ -64,6 +64,8 @@ export interface WebhookConfig {
   /** ntfy only: where the access token is read from at start-up. */
   readonly tokenFile: string | undefined;
   readonly tokenSource: 'file' | 'credential' | undefined;
+  /** Plain http:// to hosts that are not loopback was allowed (UNITWATCH_WEBHOOK_ALLOW_HTTP). */
+  readonly allowHttp: boolean;
   readonly timeoutMs: number;
 }
 
@@ -539,8 +541,8 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
     {
       name: 'UNITWATCH_WEBHOOK_FORMAT',
       description:
-        '`json`: unitwatch\'s versioned schema (docs/channels.md). `slack`: the incoming-webhook JSON ' +
-        '(`text`) that Slack, Mattermost, Rocket.Chat and Discord\'s `/slack` endpoint accept. `ntfy`: an ' +
+        "`json`: unitwatch's versioned schema (docs/channels.md). `slack`: the incoming-webhook JSON " +
+        "(`text`) that Slack, Mattermost, Rocket.Chat and Discord's `/slack` endpoint accept. `ntfy`: an " +
         'ntfy publish (Title, Priority, Tags, Markdown body) to a topic URL such as ' +
         '`https://ntfy.sh/mytopic`. Applies to every URL.',
       defaultText: 'json',
@@ -950,7 +952,12 @@ export function parseConfigFor(
             urls: webhook.urls.map(({ url, display }) => ({ url, display })),
             format: webhook.format,
             ...secretFileOf(webhook.secretFile, credential('webhook-secret'), 'secret'),
-            ...secretFileOf(webhook.format === 'ntfy' ? webhook.tokenFile : undefined, webhook.format === 'ntfy' ? credential('ntfy-token') : undefined, 'token'),
+            ...secretFileOf(
+              webhook.format === 'ntfy' ? webhook.tokenFile : undefined,
+              webhook.format === 'ntfy' ? credential('ntfy-token') : undefined,
+              'token',
+            ),
+            allowHttp: webhook.allowHttp,
             timeoutMs: webhook.timeoutMs,
           },
     transport: !mail
@@ -1000,6 +1007,7 @@ interface ParsedWebhook {
   readonly format: WebhookFormat;
   readonly secretFile: string | undefined;
   readonly tokenFile: string | undefined;
+  readonly allowHttp: boolean;
   readonly timeoutMs: number;
 }
 
@@ -1046,6 +1054,7 @@ function webhookProblems(
     format,
     secretFile: values.get('UNITWATCH_WEBHOOK_SECRET_FILE') as string | undefined,
     tokenFile: values.get('UNITWATCH_NTFY_TOKEN_FILE') as string | undefined,
+    allowHttp,
     timeoutMs: (values.get('UNITWATCH_WEBHOOK_TIMEOUT') as number | undefined) ?? 10_000,
   };
 }
@@ -1122,11 +1131,30 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
       `# UNITWATCH_WEBHOOK_URL: ${webhook.urls.map((url) => url.display).join(' ')} (paths not shown: they may hold a token)`,
     );
     set('UNITWATCH_WEBHOOK_FORMAT', webhook.format);
-    lines.push(secretLine('webhook secret', 'UNITWATCH_WEBHOOK_SECRET_FILE', webhook.secretFile, webhook.secretSource, 'unsigned'));
+    lines.push(
+      secretLine(
+        'webhook secret',
+        'UNITWATCH_WEBHOOK_SECRET_FILE',
+        webhook.secretFile,
+        webhook.secretSource,
+        'unsigned',
+      ),
+    );
     if (webhook.format === 'ntfy') {
-      lines.push(secretLine('ntfy token', 'UNITWATCH_NTFY_TOKEN_FILE', webhook.tokenFile, webhook.tokenSource, 'no token'));
+      lines.push(
+        secretLine(
+          'ntfy token',
+          'UNITWATCH_NTFY_TOKEN_FILE',
+          webhook.tokenFile,
+          webhook.tokenSource,
+          'no token',
+        ),
+      );
     }
+    set('UNITWATCH_WEBHOOK_ALLOW_HTTP', webhook.allowHttp ? 'yes' : 'no');
     set('UNITWATCH_WEBHOOK_TIMEOUT', formatDuration(webhook.timeoutMs));
+  } else {
+    lines.push('# UNITWATCH_WEBHOOK_URL unset: no webhooks');
   }
   if (config.stateDirectory === undefined) {
     lines.push(
