@@ -1,18 +1,23 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type ChannelQueue,
+  fanOut,
+  queuedEverywhere,
+  webhookQueueDirectory,
+} from './adapters/channel-queues.js';
 import { gatherDiagnosis, gatherJournals, refreshJournal } from './adapters/diagnosis.js';
 import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
 import { MailTransport } from './adapters/mail-transport.js';
-import { Outbox, type OutboxMeta } from './adapters/outbox.js';
+import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import { WebhookSender } from './adapters/webhook-sender.js';
-import type { Config, WebhookUrl } from './core/config.js';
-import type { ComposedMail } from './core/message.js';
+import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
 import { BusUnreachableError, rootMessage } from './errors/bus-unreachable-error.js';
 import { FailureWatcher, type SelfStateStore, type StateStore } from './watcher.js';
@@ -101,21 +106,6 @@ export interface DaemonSecrets {
   readonly ntfyToken?: string | undefined;
 }
 
-/** One channel's queue: its label for the status line and its own Outbox over its own directory. */
-interface ChannelQueue {
-  readonly label: string;
-  readonly outbox: Outbox;
-}
-
-/**
- * Each webhook's own queue directory, named after its URL so that reordering
- * UNITWATCH_WEBHOOK_URL keeps every queue with its URL. Mail keeps `outbox`, as before channels.
- */
-export function webhookQueueDirectory(stateDirectory: string, target: WebhookUrl): string {
-  const digest = createHash('sha256').update(target.url).digest('hex').slice(0, 12);
-  return join(stateDirectory, `outbox-webhook-${digest}`);
-}
-
 /**
  * The composition root: builds the adapters, wires them to the watcher, and owns the lifecycle
  * (connect, subscribe, readiness, reconnect, stop). The constructor only stores its inputs.
@@ -197,7 +187,7 @@ export class Daemon {
       // skipped, so a decided notification re-queued at start reaches only the channels that lack it.
       deliver: (composed, meta) => fanOut(queues, composed, meta),
       state: stateStore(config.stateDirectory, logger),
-      isQueued: (messageId) => queues.every((queue) => queue.outbox.knownMessageIds().has(messageId)),
+      isQueued: (messageId) => queuedEverywhere(queues, messageId),
       selfState: fileSelfStateStore(config.stateDirectory, logger),
       ownUnit,
       now: Date.now,
@@ -491,22 +481,6 @@ export class Daemon {
       Math.max(intervalMs / 2, 500),
     );
   }
-}
-
-/**
- * Hands one notification to every channel's queue that does not hold it yet; resolves once each has
- * it durably (an Outbox's enqueue never rejects: a disk that refuses keeps it in memory).
- */
-async function fanOut(
-  queues: readonly ChannelQueue[],
-  composed: ComposedMail,
-  meta: OutboxMeta,
-): Promise<void> {
-  await Promise.all(
-    queues
-      .filter((queue) => !queue.outbox.knownMessageIds().has(composed.messageId))
-      .map((queue) => queue.outbox.enqueue(composed, meta)),
-  );
 }
 
 /** `10:02:03` in UTC, as the status line shows it. */

@@ -855,7 +855,7 @@ export function parseConfigFor(
     problems.push({ key: 'UNITWATCH_SMTP_URL', message: 'is required unless UNITWATCH_SENDMAIL is set' });
   }
 
-  const webhook = webhookProblems(values, isSet, problems);
+  const webhook = webhookProblems(values, isSet, problems, env.UNITWATCH_WEBHOOK_URL);
 
   // Settings that only SMTP reads.
   for (const name of ['UNITWATCH_SMTP_PASSWORD_FILE', 'UNITWATCH_SMTP_STARTTLS', 'UNITWATCH_SMTP_CA_FILE']) {
@@ -1016,6 +1016,7 @@ function webhookProblems(
   values: ReadonlyMap<string, unknown>,
   isSet: (name: string) => boolean,
   problems: ConfigProblem[],
+  rawUrls: string | undefined,
 ): ParsedWebhook | undefined {
   const urls = values.get('UNITWATCH_WEBHOOK_URL') as ParsedWebhookUrl[] | undefined;
   const format = (values.get('UNITWATCH_WEBHOOK_FORMAT') as WebhookFormat | undefined) ?? 'json';
@@ -1038,8 +1039,9 @@ function webhookProblems(
     });
   }
   const allowHttp = values.get('UNITWATCH_WEBHOOK_ALLOW_HTTP') === true;
-  for (const url of urls ?? []) {
-    if (url.plainRemote && !allowHttp) {
+  // Read from the raw list too: one bad URL beside it must not hide that another is plain http.
+  for (const url of urlList(rawUrls ?? '').map(parseWebhookUrl)) {
+    if (typeof url !== 'string' && url.plainRemote && !allowHttp) {
       problems.push({
         key: 'UNITWATCH_WEBHOOK_URL',
         message:

@@ -52,8 +52,9 @@ function codeSafe(text: string): string {
   return defuseMentions(text.replace(/`/g, '\u02cb'));
 }
 
+/** One line in a code span: a line break would end the span in some renderers. */
 function inlineCode(text: string): string {
-  return text === '' ? '' : `\`${codeSafe(text)}\``;
+  return text === '' ? '' : `\`${codeSafe(text.replace(/[\r\n]+/g, ' '))}\``;
 }
 
 function fenced(lines: readonly string[]): string {

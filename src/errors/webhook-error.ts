@@ -3,7 +3,7 @@
  * - `transient`: a network error, a timeout, a 5xx, 408 or 429 (the far end is down or busy);
  * - `operator`: 401 or 403, unitwatch's own setup (the token, the secret) is wrong: retried, logged
  *   at error, so fixing the token delivers what waited;
- * - `permanent`: any other 4xx, this request will never be accepted (a bad URL path, a payload the
+ * - `permanent`: any other 4xx or a 3xx (redirects are not followed), this request will never be accepted (a bad URL path, a payload the
  *   receiver refuses); kept, reported, not retried.
  */
 export type WebhookFailureKind = 'permanent' | 'operator' | 'transient';
@@ -15,7 +15,8 @@ const TRANSIENT_4XX = new Set([408, 425, 429]);
 export function classifyHttpStatus(status: number | undefined): WebhookFailureKind {
   if (status === undefined || status >= 500 || TRANSIENT_4XX.has(status)) return 'transient';
   if (OPERATOR_STATUSES.has(status)) return 'operator';
-  return status >= 400 ? 'permanent' : 'transient';
+  // A redirect is not followed (the token would go to a host nobody configured): fix the URL.
+  return status >= 300 ? 'permanent' : 'transient';
 }
 
 /**
