@@ -111,6 +111,12 @@ let
     lib.removeAttrs definition.service [ "SupplementaryGroups" ]
     // lib.optionalAttrs (supplementaryGroups != [ ]) { SupplementaryGroups = supplementaryGroups; };
   otherUnitSettings = lib.removeAttrs unitSection (lib.attrNames unitOptionNames);
+  # Secrets reach the daemon as systemd credentials, so their files can stay root-only.
+  credentials = lib.filter (entry: entry != null) [
+    (if cfg.smtpPasswordFile != null then "smtp-password:${cfg.smtpPasswordFile}" else null)
+    (if (cfg.webhookSecretFile or null) != null then "webhook-secret:${cfg.webhookSecretFile}" else null)
+    (if (cfg.ntfyTokenFile or null) != null then "ntfy-token:${cfg.ntfyTokenFile}" else null)
+  ];
 in
 {
   options.services.unitwatch = {
@@ -165,6 +171,26 @@ in
       '';
     };
 
+    webhookSecretFile = mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      example = "/run/secrets/unitwatch-webhook-secret";
+      description = ''
+        File holding the key every webhook request is signed with (HMAC-SHA256, see
+        docs/channels.md), passed to the daemon as the systemd credential `webhook-secret`.
+      '';
+    };
+
+    ntfyTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      example = "/run/secrets/ntfy-token";
+      description = ''
+        With `UNITWATCH_WEBHOOK_FORMAT = "ntfy"`: file holding the ntfy access token, passed to
+        the daemon as the systemd credential `ntfy-token`.
+      '';
+    };
+
     journalAccess = mkOption {
       type = types.bool;
       default = true;
@@ -188,8 +214,9 @@ in
         }";
       }
       {
-        assertion = cfg.settings ? UNITWATCH_TO || cfg.environmentFile != null;
-        message = "services.unitwatch: set settings.UNITWATCH_TO, or provide it in environmentFile.";
+        assertion =
+          cfg.settings ? UNITWATCH_TO || cfg.settings ? UNITWATCH_WEBHOOK_URL || cfg.environmentFile != null;
+        message = "services.unitwatch: set settings.UNITWATCH_TO (mail) or settings.UNITWATCH_WEBHOOK_URL, or provide them in environmentFile.";
       }
     ];
 
@@ -233,8 +260,8 @@ in
         // lib.optionalAttrs (cfg.environmentFile != null) {
           EnvironmentFile = cfg.environmentFile;
         }
-        // lib.optionalAttrs (cfg.smtpPasswordFile != null) {
-          LoadCredential = "smtp-password:${cfg.smtpPasswordFile}";
+        // lib.optionalAttrs (credentials != [ ]) {
+          LoadCredential = credentials;
         };
     };
   };

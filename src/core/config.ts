@@ -535,7 +535,7 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
         'leave `UNITWATCH_TO` unset to send to webhooks only. Logs show scheme and host only, since a ' +
         "path may hold a token (Slack's, Discord's).",
       defaultText: 'none',
-      example: 'https://hooks.example.org/unitwatch',
+      example: 'https://hooks.example.org/unitwatch, https://ntfy.example.org/ops',
       schema: webhookUrls,
     },
     {
