@@ -12,6 +12,8 @@ import type { DeliveryReceipt, MailSender } from './mail-transport.js';
 export interface DeliveryChannel {
   /** First word of the log lines: `mail sent: …`, `webhook https://hooks.example.org/… sent: …`. */
   readonly label: string;
+  /** Whether it sends the structured notification; only then is it stored in the queue with the mail. */
+  readonly usesNotification: boolean;
   send(notification: ComposedMail): Promise<DeliveryReceipt>;
   classify(error: unknown): DeliveryFailure;
   /**
@@ -47,6 +49,8 @@ export interface DeliveryFailure {
 export function mailChannel(sender: MailSender): DeliveryChannel {
   return {
     label: 'mail',
+    // The mail's text says it all; storing the structured copy would double each entry on disk.
+    usesNotification: false,
     send: (mail) => sender.send(mail),
     classify: classifyMailDelivery,
     withRejectedReport: (mail, summaries, pending, directory) =>

@@ -235,7 +235,9 @@ export class Outbox {
         headers: { ...mail.headers },
         messageId: mail.messageId,
       },
-      ...(mail.notification === undefined ? {} : { notification: { ...mail.notification } }),
+      ...(mail.notification === undefined || !this.#channel.usesNotification
+        ? {}
+        : { notification: { ...mail.notification } }),
     };
     this.#known.add(mail.messageId);
     await this.#store.create(name, entry);

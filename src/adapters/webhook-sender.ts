@@ -32,6 +32,7 @@ const ANSWER_CHARS = 300;
  */
 export class WebhookSender implements DeliveryChannel {
   readonly #options: WebhookSenderOptions;
+  readonly usesNotification = true;
 
   constructor(options: WebhookSenderOptions) {
     this.#options = options;
