@@ -114,8 +114,8 @@ let
   # Secrets reach the daemon as systemd credentials, so their files can stay root-only.
   credentials = lib.filter (entry: entry != null) [
     (if cfg.smtpPasswordFile != null then "smtp-password:${cfg.smtpPasswordFile}" else null)
-    (if (cfg.webhookSecretFile or null) != null then "webhook-secret:${cfg.webhookSecretFile}" else null)
-    (if (cfg.ntfyTokenFile or null) != null then "ntfy-token:${cfg.ntfyTokenFile}" else null)
+    (if cfg.webhookSecretFile != null then "webhook-secret:${cfg.webhookSecretFile}" else null)
+    (if cfg.ntfyTokenFile != null then "ntfy-token:${cfg.ntfyTokenFile}" else null)
   ];
 in
 {

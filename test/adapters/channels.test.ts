@@ -139,6 +139,18 @@ describe('one queue per channel: mail and a webhook, real servers on loopback', 
     ).toBe(true);
   });
 
+  it('waits as long as a 429’s Retry-After asks before trying the webhook again', async () => {
+    http.script.push({ status: 429, headers: { 'Retry-After': '1' } });
+    const list = queues();
+    await startAll(list);
+    await fanOut(list, notificationOf(1), meta(1));
+    await http.waitFor(() => http.accepted().length === 1, WAIT_MS, 'the retried request');
+    const [refused, accepted] = http.requests;
+    expect(refused?.status).toBe(429);
+    // The backoff alone would have retried after 50-100 ms.
+    expect((accepted?.receivedAtMs ?? 0) - (refused?.receivedAtMs ?? 0)).toBeGreaterThanOrEqual(950);
+  });
+
   it('mails at once while the webhook’s port is closed, and delivers to it when it listens again', async () => {
     const port = http.port;
     await http.stop();

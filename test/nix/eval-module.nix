@@ -6,6 +6,8 @@
   settings ? { },
   environmentFile ? null,
   smtpPasswordFile ? null,
+  webhookSecretFile ? null,
+  ntfyTokenFile ? null,
 }:
 let
   lib = rec {
@@ -67,7 +69,13 @@ let
       enable = true;
       package = "/nix/store/stub-unitwatch";
       journalAccess = true;
-      inherit settings environmentFile smtpPasswordFile;
+      inherit
+        settings
+        environmentFile
+        smtpPasswordFile
+        webhookSecretFile
+        ntfyTokenFile
+        ;
     };
     systemd.package = "/nix/store/stub-systemd";
   };
@@ -84,6 +92,7 @@ in
     builtins.attrNames service.serviceConfig
   );
   inherit (service) environment after wants;
+  loadCredential = service.serviceConfig.LoadCredential or [ ];
   packageDefault = module.options.services.unitwatch.package.default;
   cli = (builtins.head content.environment.systemPackages).text;
 }
