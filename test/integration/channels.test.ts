@@ -3,8 +3,13 @@ import type { Notification } from '../../src/core/notification.js';
 import { verifySignature } from '../../src/core/webhook-signature.js';
 import { HttpSink, type ReceivedRequest } from '../harness/http-sink.js';
 import { SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
-import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
+import {
+  bootWithUnitwatch,
+  installUnitwatch,
+  shutDown,
+  startUnitwatch,
+} from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 const SECRET = 'webhook secret from a systemd credential';
@@ -114,5 +119,69 @@ describe.skipIf(skip !== undefined)('mail and a webhook from the hardened servic
     expect(journal).toContain(`notification not sent yet to webhook http://127.0.0.1:${port}/…`);
     expect(journal).not.toContain('/hooks/unitwatch');
     expect(journal).not.toContain(SECRET);
+  });
+});
+
+describe.skipIf(skip !== undefined)('ntfy only, no mail at all, from the hardened service', () => {
+  let instance: SystemdInstance | undefined;
+  const http = new HttpSink();
+  const TOKEN = 'tk_integration_token';
+  const TOKEN_SOURCE = '/etc/unitwatch/ntfy-token';
+
+  beforeAll(async () => {
+    await http.start();
+    instance = await SystemdInstance.boot();
+    await instance.writeFile(TOKEN_SOURCE, `${TOKEN}\n`, '0600');
+    await installUnitwatch(
+      instance,
+      {
+        UNITWATCH_HOSTNAME: 'testhost',
+        UNITWATCH_WEBHOOK_URL: http.url('/unitwatch-topic'),
+        UNITWATCH_WEBHOOK_FORMAT: 'ntfy',
+        UNITWATCH_CRITICAL: 'ntfy-critical.service',
+      },
+      { LoadCredential: [`ntfy-token:${TOKEN_SOURCE}`] },
+    );
+    await startUnitwatch(instance);
+  });
+
+  afterAll(async () => {
+    await instance?.poweroff();
+    await http.stop();
+  });
+
+  it('publishes a critical unit’s failure as urgent Markdown with the token from the credential', {
+    timeout: 60_000,
+  }, async () => {
+    const box = instance as SystemdInstance;
+    await box.run([
+      'systemd-run',
+      '--unit=ntfy-critical.service',
+      '/bin/sh',
+      '-c',
+      'echo "@channel down"; exit 2',
+    ]);
+    await http.waitFor(
+      (requests) =>
+        requests.some((request) => String(request.headers.title).startsWith('ntfy-critical.service failed')),
+      MAIL_WAIT_MS,
+      'the ntfy publish',
+    );
+    const request = http.requests.find((candidate) =>
+      String(candidate.headers.title).startsWith('ntfy-critical.service'),
+    );
+    expect(request?.path).toBe('/unitwatch-topic');
+    expect(request?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(request?.headers.priority).toBe('urgent');
+    expect(request?.headers.markdown).toBe('yes');
+    expect(request?.headers.tags).toBe('rotating_light,failed,testhost');
+    expect(request?.body).toContain('• `ntfy-critical.service` failed: `exit-code`');
+    // The unit's own line, defused: it pings nobody.
+    expect(request?.body).toContain('@\u200bchannel down');
+    const journal = await box.journal('-u', 'unitwatch.service', '-o', 'cat');
+    expect(journal).toContain(
+      `webhook http://127.0.0.1:${http.port}/… sent: [unitwatch] ntfy-critical.service failed on testhost`,
+    );
+    expect(journal).not.toContain(TOKEN);
   });
 });
