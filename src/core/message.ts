@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { Failure, UnitFacts } from './failure.js';
+import { EXIT_CODE_NAMES, type Failure, failedAtMs, type UnitFacts, validInvocation } from './failure.js';
 import {
   digestNotification,
   failureNotification,
@@ -84,11 +84,6 @@ export function listWords(words: readonly string[], more = 0): string {
   return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
 }
 
-/** An invocation id as systemd writes it; anything else is not put into a command or a header. */
-function validInvocation(id: string): string {
-  return /^[0-9a-f]{32}$/.test(id) ? id : '';
-}
-
 /** The journal of one invocation, as an operator would type it. */
 export function invocationJournalCommand(invocationId: string): string {
   return `journalctl _SYSTEMD_INVOCATION_ID=${invocationId} + INVOCATION_ID=${invocationId}`;
@@ -107,8 +102,6 @@ function contextHeaders(context: CompositionContext): Record<string, string> {
   return headers;
 }
 
-const EXIT_CODES: Readonly<Record<number, string>> = { 1: 'exited', 2: 'killed', 3: 'dumped core' };
-
 function signalName(number: number): string {
   const entry = Object.entries(constants.signals).find(([, value]) => value === number);
   return entry === undefined ? `signal ${number}` : `signal ${number} (${entry[0]})`;
@@ -119,20 +112,13 @@ export function describeExit(facts: UnitFacts): string | undefined {
   const status = facts.execMainStatus;
   if (code === undefined || code === 0 || status === undefined) return undefined;
   if (code === 1) return `exited with status ${status}`;
-  const how = EXIT_CODES[code] ?? `code ${code}`;
+  const how = EXIT_CODE_NAMES[code] ?? `code ${code}`;
   return `${how}, ${signalName(status)}`;
 }
 
 /** `2026-11-22 04:32:22 UTC`: unambiguous across the servers of one operator. */
 export function formatTimestamp(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
-}
-
-/** When systemd says the unit went down; when unitwatch saw it, if systemd gave no time. */
-function failedAtMs(facts: UnitFacts, observedAtMs: number): number {
-  return facts.inactiveEnterTimestampUs > 0
-    ? Math.floor(facts.inactiveEnterTimestampUs / 1000)
-    : observedAtMs;
 }
 
 /** Result and exit in a few words: `exit-code, exited with status 1`. */

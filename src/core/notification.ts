@@ -1,4 +1,4 @@
-import type { Failure, UnitFacts } from './failure.js';
+import { EXIT_CODE_NAMES, type Failure, failedAtMs, type UnitFacts, validInvocation } from './failure.js';
 import { bodyText, inlineText } from './text.js';
 
 /**
@@ -92,8 +92,6 @@ export interface NotificationContext {
   readonly failingNow?: readonly string[];
 }
 
-const EXIT_CODES: Readonly<Record<number, string>> = { 1: 'exited', 2: 'killed', 3: 'dumped core' };
-
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -103,7 +101,7 @@ function exitOf(facts: UnitFacts, text: string | undefined): NotificationExit | 
     return undefined;
   }
   return {
-    code: EXIT_CODES[facts.execMainCode] ?? `code ${facts.execMainCode}`,
+    code: EXIT_CODE_NAMES[facts.execMainCode] ?? `code ${facts.execMainCode}`,
     status: facts.execMainStatus,
     text,
   };
@@ -141,9 +139,7 @@ export interface FailedUnitInput {
 }
 
 function failedAtMsOf(failure: Failure): number {
-  return failure.facts.inactiveEnterTimestampUs > 0
-    ? Math.floor(failure.facts.inactiveEnterTimestampUs / 1000)
-    : failure.observedAtMs;
+  return failedAtMs(failure.facts, failure.observedAtMs);
 }
 
 function failedUnit(input: FailedUnitInput): NotificationUnit {
@@ -161,7 +157,7 @@ function failedUnit(input: FailedUnitInput): NotificationUnit {
     ...(exit === undefined ? {} : { exit }),
     failed_at: iso(failedAtMs),
     ...(input.firstAtMs === undefined || input.count <= 1 ? {} : { first_failed_at: iso(input.firstAtMs) }),
-    ...(/^[0-9a-f]{32}$/.test(facts.invocationId) ? { invocation_id: facts.invocationId } : {}),
+    ...(validInvocation(facts.invocationId) === '' ? {} : { invocation_id: facts.invocationId }),
     ...(facts.restarts === undefined ? {} : { restarts: facts.restarts }),
     ...(facts.fragmentPath === '' ? {} : { unit_file: inlineText(facts.fragmentPath, 500) }),
     ...(lastWords === '' ? {} : { last_words: inlineText(lastWords, 300) }),
