@@ -77,8 +77,12 @@ let
       }";
     }
     {
-      assertion = settings ? UNITWATCH_TO || environmentFile != null;
-      message = "${where}: set settings.UNITWATCH_TO, or provide it in environmentFile.";
+      assertion =
+        settings ? UNITWATCH_TO
+        || settings ? UNITWATCH_WEBHOOK_URL
+        || settings ? UNITWATCH_ALERTMANAGER_URL
+        || environmentFile != null;
+      message = "${where}: set settings.UNITWATCH_TO (mail), settings.UNITWATCH_WEBHOOK_URL or settings.UNITWATCH_ALERTMANAGER_URL, or provide them in environmentFile.";
     }
   ];
   environment = lib.mapAttrs (_: renderSetting) cfg.settings;
@@ -187,6 +191,12 @@ let
     lib.removeAttrs definition.service [ "SupplementaryGroups" ]
     // lib.optionalAttrs (supplementaryGroups != [ ]) { SupplementaryGroups = supplementaryGroups; };
   otherUnitSettings = lib.removeAttrs unitSection (lib.attrNames unitOptionNames);
+  # Secrets reach the daemon as systemd credentials, so their files can stay root-only.
+  credentials = lib.filter (entry: entry != null) [
+    (if cfg.smtpPasswordFile != null then "smtp-password:${cfg.smtpPasswordFile}" else null)
+    (if cfg.webhookSecretFile != null then "webhook-secret:${cfg.webhookSecretFile}" else null)
+    (if cfg.ntfyTokenFile != null then "ntfy-token:${cfg.ntfyTokenFile}" else null)
+  ];
   # ExecStart comes from here, not from the definition: the launcher adds `run --user`.
   userFixedKeys = [
     "Type"
@@ -294,6 +304,26 @@ in
       '';
     };
 
+    webhookSecretFile = mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      example = "/run/secrets/unitwatch-webhook-secret";
+      description = ''
+        File holding the key every webhook request is signed with (HMAC-SHA256, see
+        docs/channels.md), passed to the daemon as the systemd credential `webhook-secret`.
+      '';
+    };
+
+    ntfyTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      example = "/run/secrets/ntfy-token";
+      description = ''
+        With `UNITWATCH_WEBHOOK_FORMAT = "ntfy"`: file holding the ntfy access token, passed to
+        the daemon as the systemd credential `ntfy-token`.
+      '';
+    };
+
     journalAccess = mkOption {
       type = types.bool;
       default = true;
@@ -346,8 +376,8 @@ in
           // lib.optionalAttrs (cfg.environmentFile != null) {
             EnvironmentFile = cfg.environmentFile;
           }
-          // lib.optionalAttrs (cfg.smtpPasswordFile != null) {
-            LoadCredential = "smtp-password:${cfg.smtpPasswordFile}";
+          // lib.optionalAttrs (credentials != [ ]) {
+            LoadCredential = credentials;
           };
       };
     })

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createLogger, journalText, type Logger } from './adapters/logger.js';
 import { MailTransport, readSmtpCaFile, readSmtpPassword } from './adapters/mail-transport.js';
+import { readSecretFile } from './adapters/secret-file.js';
 import { checkStateDirectory } from './adapters/state-directory.js';
 import { listUnitsOnce } from './adapters/systemd-bus.js';
 import { CHECK_UNKNOWN, type CheckResult, evaluateCheck, unknownCheck } from './core/check.js';
@@ -29,7 +30,7 @@ import {
   userStateDirectoryCandidates,
 } from './core/service-manager.js';
 import { renderStatus } from './core/status-report.js';
-import { Daemon } from './daemon.js';
+import { Daemon, type DaemonSecrets } from './daemon.js';
 import { ConfigError, type ConfigProblem } from './errors/config-error.js';
 import { gatherStatus } from './status.js';
 
@@ -109,10 +110,11 @@ function serviceManager(user: boolean): ServiceManager | string {
 async function run(
   config: Config,
   password: string | undefined,
+  secrets: DaemonSecrets,
   logger: Logger,
   manager: ServiceManager,
 ): Promise<number> {
-  const daemon = new Daemon(config, logger, password, manager);
+  const daemon = new Daemon(config, logger, password, secrets, manager);
   process.on('unhandledRejection', (reason) => {
     // dbus-next rejects a promise nobody holds when its Hello fails; the bus 'error' event already
     // started a reconnect, so this must not end the daemon.
@@ -159,7 +161,13 @@ async function run(
 }
 
 async function testEmail(config: StatelessConfig, password: string | undefined): Promise<number> {
-  const transport = new MailTransport(config, password);
+  if (config.transport === undefined) {
+    process.stderr.write(
+      'unitwatch: mail is not configured (UNITWATCH_TO, UNITWATCH_SMTP_URL): no test mail to send\n',
+    );
+    return EXIT_FAILURE;
+  }
+  const transport = new MailTransport({ ...config, transport: config.transport }, password);
   transport.start();
   try {
     const receipt = await transport.send({
@@ -273,6 +281,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let config: StatelessConfig;
   let password: string | undefined;
   let manager: ServiceManager | undefined;
+  let secrets: DaemonSecrets = {};
   try {
     const env = await readEnvironment(invocation.envFile);
     const context = configContext(invocation.user);
@@ -306,6 +315,28 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     password = await attempt(() => readSmtpPassword(transport));
     await attempt(() => readSmtpCaFile(transport));
+    const webhook = config.webhook;
+    // check-config runs outside the service, where its credentials are not visible: only run reads them.
+    if (webhook !== undefined && command === 'run') {
+      secrets = {
+        webhookSecret: await attempt(() =>
+          readSecretFile({
+            file: webhook.secretFile,
+            source: webhook.secretSource,
+            variable: 'UNITWATCH_WEBHOOK_SECRET_FILE',
+            credential: 'webhook-secret',
+          }),
+        ),
+        ntfyToken: await attempt(() =>
+          readSecretFile({
+            file: webhook.tokenFile,
+            source: webhook.tokenSource,
+            variable: 'UNITWATCH_NTFY_TOKEN_FILE',
+            credential: 'ntfy-token',
+          }),
+        ),
+      };
+    }
     if (stateDirectory !== undefined) await attempt(() => checkStateDirectory(stateDirectory));
     if (problems.length > 0) throw new ConfigError(problems);
   } catch (error) {
@@ -321,6 +352,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return run(
       daemonConfig,
       password,
+      secrets,
       createLogger({ level: daemonConfig.logLevel, format: daemonConfig.logFormat }),
       manager,
     );

@@ -3,6 +3,12 @@ import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlertmanagerFeed } from './adapters/alertmanager-feed.js';
+import {
+  type ChannelQueue,
+  fanOut,
+  queuedEverywhere,
+  webhookQueueDirectory,
+} from './adapters/channel-queues.js';
 import { gatherDiagnosis, gatherJournals, refreshJournal } from './adapters/diagnosis.js';
 import { readJson, removeTemporaryFiles, writeJsonAtomic } from './adapters/json-file.js';
 import type { Logger } from './adapters/logger.js';
@@ -11,6 +17,7 @@ import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { StateLog } from './adapters/state-log.js';
 import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
+import { WebhookSender } from './adapters/webhook-sender.js';
 import { DESCRIPTION_JOURNAL_LINES, DESCRIPTION_LINE_CHARS } from './core/alert.js';
 import type { Config } from './core/config.js';
 import { ownUnitFromCgroup, type SelfNotificationState } from './core/own-unit.js';
@@ -93,6 +100,14 @@ async function readOwnUnit(): Promise<string | undefined> {
   }
 }
 
+/** Secrets read at start-up by the CLI, never kept in Config. */
+export interface DaemonSecrets {
+  /** HMAC key of every webhook request (UNITWATCH_WEBHOOK_SECRET_FILE or the credential). */
+  readonly webhookSecret?: string | undefined;
+  /** ntfy access token (UNITWATCH_NTFY_TOKEN_FILE or the credential). */
+  readonly ntfyToken?: string | undefined;
+}
+
 /**
  * The composition root: builds the adapters, wires them to the watcher, and owns the lifecycle
  * (connect, subscribe, readiness, reconnect, stop). The constructor only stores its inputs.
@@ -101,10 +116,12 @@ export class Daemon {
   readonly #config: Config;
   readonly #logger: Logger;
   readonly #smtpPassword: string | undefined;
+  readonly #secrets: DaemonSecrets;
   /** PID 1 on the system bus, or (`run --user`) the user's manager on the session bus. */
   readonly #manager: ServiceManager;
   #mail: MailTransport | undefined;
-  #outbox: Outbox | undefined;
+  /** Every channel's queue, mail first; every notification goes to each. */
+  #queues: ChannelQueue[] = [];
   #bus: SystemdBus | undefined;
   #watcher: FailureWatcher | undefined;
   /** Set when UNITWATCH_ALERTMANAGER_URL is. */
@@ -127,11 +144,13 @@ export class Daemon {
     config: Config,
     logger: Logger,
     smtpPassword: string | undefined,
+    secrets: DaemonSecrets = {},
     manager: ServiceManager = systemManager(process.env),
   ) {
     this.#config = config;
     this.#logger = logger;
     this.#smtpPassword = smtpPassword;
+    this.#secrets = secrets;
     this.#manager = manager;
   }
 
@@ -158,19 +177,10 @@ export class Daemon {
     const logger = this.#logger;
     this.#notifier = new SystemdNotifier(logger);
     await removeTemporaryFiles(config.stateDirectory, logger);
-    const mail = new MailTransport(config, this.#smtpPassword);
-    mail.start();
-    this.#mail = mail;
-    const outbox = new Outbox({
-      directory: join(config.stateDirectory, 'outbox'),
-      sender: mail,
-      logger,
-      now: Date.now,
-      random: Math.random,
-    });
-    this.#outbox = outbox;
-    // Mail queued before a crash or a stop goes out first.
-    await outbox.start();
+    const queues = this.#buildQueues();
+    this.#queues = queues;
+    // Notifications queued before a crash or a stop go out first, each channel on its own.
+    await Promise.all(queues.map((queue) => queue.outbox.start()));
     this.#checkpoint();
     const ownUnit = await readOwnUnit();
     const diagnosisOptions = {
@@ -197,9 +207,11 @@ export class Daemon {
         }),
       // A full or read-only state directory does not cost the notification: the outbox then sends it
       // directly and keeps it in memory, retried with the same backoff, until the disk takes it again.
-      deliver: (composed, meta) => outbox.enqueue(composed, meta),
+      // Every channel gets every notification; one that already has it (queued before a crash) is
+      // skipped, so a decided notification re-queued at start reaches only the channels that lack it.
+      deliver: (composed, meta) => fanOut(queues, composed, meta),
       state: stateStore(config.stateDirectory, logger),
-      isQueued: (messageId) => outbox.knownMessageIds().has(messageId),
+      isQueued: (messageId) => queuedEverywhere(queues, messageId),
       selfState: fileSelfStateStore(config.stateDirectory, logger),
       ownUnit,
       scope: this.#manager.scope,
@@ -239,7 +251,12 @@ export class Daemon {
     await this.#notifier.ready(this.#statusLine());
     this.#startWatchdog();
     logger.info(
-      { watched: watcher.watchedUnits, transport: mail.description, to: config.to, unit: ownUnit },
+      {
+        watched: watcher.watchedUnits,
+        channels: queues.map((queue) => queue.label),
+        ...(this.#mail === undefined ? {} : { transport: this.#mail.description, to: config.to }),
+        unit: ownUnit,
+      },
       'unitwatch is watching',
     );
   }
@@ -270,7 +287,7 @@ export class Daemon {
         await Promise.race([drained, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
       }
       this.#alerts?.stop();
-      await this.#outbox?.stop();
+      await Promise.all(this.#queues.map((queue) => queue.outbox.stop()));
       this.#mail?.stop();
     })();
     return this.#teardown;
@@ -441,10 +458,11 @@ export class Daemon {
     } else if (this.#connectedSinceMs !== undefined) {
       parts.push(`on the ${this.#busName} since ${clockTime(this.#connectedSinceMs)}`);
     }
-    const degraded = this.#outbox?.degraded;
+    const degraded = this.#queues.map((queue) => queue.outbox.degraded).find((state) => state !== undefined);
     if (degraded !== undefined) {
+      const inMemory = this.#queues.reduce((sum, queue) => sum + (queue.outbox.degraded?.inMemory ?? 0), 0);
       parts.push(
-        `state directory not writable since ${clockTime(degraded.sinceMs)}: mail sent directly, ${degraded.inMemory} kept in memory`,
+        `state directory not writable since ${clockTime(degraded.sinceMs)}: mail sent directly, ${inMemory} kept in memory`,
       );
     }
     const problem = watcher?.stateProblem;
@@ -454,9 +472,47 @@ export class Daemon {
     }
     const dropped = this.#bus?.droppedSignals ?? 0;
     parts.push(
-      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outbox?.pending ?? 0}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
+      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outboxLine()}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
     );
     return parts.join('; ');
+  }
+
+  /** `3`, or with several channels `3 (webhook https://hooks.example.org/… 3)`: which one is behind. */
+  #outboxLine(): string {
+    const total = this.#queues.reduce((sum, queue) => sum + queue.outbox.pending, 0);
+    if (this.#queues.length <= 1 || total === 0) return String(total);
+    const behind = this.#queues
+      .filter((queue) => queue.outbox.pending > 0)
+      .map((queue) => `${queue.label} ${queue.outbox.pending}`);
+    return `${total} (${behind.join(', ')})`;
+  }
+
+  /** Mail (when configured) and one queue per webhook URL, each with its own directory and retries. */
+  #buildQueues(): ChannelQueue[] {
+    const config = this.#config;
+    const common = { logger: this.#logger, now: Date.now, random: Math.random };
+    const queues: ChannelQueue[] = [];
+    if (config.transport !== undefined) {
+      const mail = new MailTransport({ ...config, transport: config.transport }, this.#smtpPassword);
+      mail.start();
+      this.#mail = mail;
+      const directory = join(config.stateDirectory, 'outbox');
+      queues.push({ label: 'mail', outbox: new Outbox({ ...common, directory, sender: mail }) });
+    }
+    const webhook = config.webhook;
+    for (const target of webhook?.urls ?? []) {
+      const channel = new WebhookSender({
+        target,
+        format: webhook?.format ?? 'json',
+        secret: this.#secrets.webhookSecret,
+        token: this.#secrets.ntfyToken,
+        timeoutMs: webhook?.timeoutMs ?? 10_000,
+        now: Date.now,
+      });
+      const directory = webhookQueueDirectory(config.stateDirectory, target);
+      queues.push({ label: channel.label, outbox: new Outbox({ ...common, directory, channel }) });
+    }
+    return queues;
   }
 
   /** WATCHDOG=1 only while the bus is connected: a daemon deaf to systemd should be restarted. */

@@ -76,9 +76,19 @@ async function failedNow(
   }
 }
 
-/** Entries are named `<created ms, 15 digits>-<sequence>-<random>.json`, oldest first. */
+/**
+ * Entries are named `<created ms, 15 digits>-<sequence>-<random>.json`, oldest first; every
+ * channel's queue counts (`outbox` for mail, `outbox-webhook-*` for each webhook).
+ */
 async function outboxFacts(directory: string): Promise<StatusSnapshot['outbox']> {
-  const names = (await readdir(join(directory, 'outbox')).catch(() => [] as string[]))
+  const queues = (await readdir(directory).catch(() => [] as string[])).filter((name) =>
+    /^outbox(-webhook-[0-9a-f]+)?$/.test(name),
+  );
+  const lists = await Promise.all(
+    queues.map((queue) => readdir(join(directory, queue)).catch(() => [] as string[])),
+  );
+  const names = lists
+    .flat()
     .filter((name) => /^\d{15}-.*\.json$/.test(name))
     .sort();
   const oldest = names[0];
@@ -108,7 +118,7 @@ async function lastDelivery(manager: ServiceManager | undefined): Promise<string
     return stdout
       .split('\n')
       .reverse()
-      .find((line) => /^(mail sent|notification (NOT|LOST|rejected))/.test(line));
+      .find((line) => /^(mail sent|webhook \S+ sent|notification (NOT|LOST|rejected))/.test(line));
   } catch {
     return undefined;
   }

@@ -555,3 +555,38 @@ describe('unitwatch test-email', () => {
     expect(stderr).toContain('ECONNREFUSED');
   });
 });
+
+describe('unitwatch with webhooks', () => {
+  it('checks a webhook-only configuration: mail is not a channel, the URL shown by host only', async () => {
+    const file = envFile('webhook-only.env', [
+      'UNITWATCH_WEBHOOK_URL=https://hooks.example.org/services/t0ken',
+      `UNITWATCH_STATE_DIRECTORY=${folder}`,
+    ]);
+    const { code, stdout, stderr } = await unitwatch(['check-config', '--env-file', file]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain('# channels: webhook\n');
+    expect(stdout).toContain('# UNITWATCH_WEBHOOK_URL: https://hooks.example.org/…');
+    expect(stdout).not.toContain('t0ken');
+  });
+
+  it('refuses to start the daemon when the named webhook secret file cannot be read (exit 78)', async () => {
+    const file = envFile('webhook-secret.env', [
+      'UNITWATCH_WEBHOOK_URL=https://hooks.example.org/x',
+      `UNITWATCH_WEBHOOK_SECRET_FILE=${join(folder, 'absent-secret')}`,
+      `UNITWATCH_STATE_DIRECTORY=${folder}`,
+    ]);
+    const { code, stderr } = await unitwatch(['run', '--env-file', file]);
+    expect(code).toBe(EX_CONFIG);
+    expect(stderr).toContain(
+      `UNITWATCH_WEBHOOK_SECRET_FILE: cannot read ${join(folder, 'absent-secret')} (ENOENT)`,
+    );
+  });
+
+  it('says test-email has nothing to send when mail is not a channel', async () => {
+    const file = envFile('webhook-test-email.env', ['UNITWATCH_WEBHOOK_URL=https://hooks.example.org/x']);
+    const { code, stderr } = await unitwatch(['test-email', '--env-file', file]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('mail is not configured');
+  });
+});

@@ -26,9 +26,10 @@ export interface MailSender {
 
 /** Reads the SMTP password once at start-up, from the configured file or the systemd credential. */
 export async function readSmtpPassword(
-  transport: SmtpTransportConfig | SendmailTransportConfig,
+  transport: SmtpTransportConfig | SendmailTransportConfig | undefined,
 ): Promise<string | undefined> {
-  if (transport.kind !== 'smtp' || transport.passwordFile === undefined) return undefined;
+  if (transport === undefined || transport.kind !== 'smtp' || transport.passwordFile === undefined)
+    return undefined;
   const file = transport.passwordFile;
   let password: string;
   try {
@@ -74,8 +75,11 @@ function unreadablePasswordMessage(
  * Reads UNITWATCH_SMTP_CA_FILE (PEM) at start-up; the CAs in it are trusted besides Node's
  * defaults. Synchronous: one small file, read once before the first connection.
  */
-export function readSmtpCaFile(transport: SmtpTransportConfig | SendmailTransportConfig): string | undefined {
-  if (transport.kind !== 'smtp' || transport.caFile === undefined) return undefined;
+export function readSmtpCaFile(
+  transport: SmtpTransportConfig | SendmailTransportConfig | undefined,
+): string | undefined {
+  if (transport === undefined || transport.kind !== 'smtp' || transport.caFile === undefined)
+    return undefined;
   let pem: string;
   try {
     pem = readFileSync(transport.caFile, 'utf8');
@@ -97,7 +101,9 @@ export function readSmtpCaFile(transport: SmtpTransportConfig | SendmailTranspor
 }
 
 /** The configuration MailTransport reads: who, from where, and how. */
-export type MailConfig = Pick<StatelessConfig, 'transport' | 'from' | 'to' | 'hostname'>;
+export type MailConfig = Pick<StatelessConfig, 'from' | 'to' | 'hostname'> & {
+  readonly transport: SmtpTransportConfig | SendmailTransportConfig;
+};
 
 /**
  * Sends composed mail over SMTP (pooled, so a storm reuses one warm connection) or through a

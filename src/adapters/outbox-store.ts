@@ -50,6 +50,8 @@ export const STORED_ENTRY = z.object({
     headers: z.record(z.string(), z.string()),
     messageId: z.string(),
   }),
+  /** The structured notification (src/core/notification.ts), for channels that are not mail. */
+  notification: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type StoredEntry = z.infer<typeof STORED_ENTRY>;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { ComposedMail } from '../core/message.js';
-import { appendRejectedReport, rejectedSummary } from '../core/rejection-report.js';
+import type { Notification } from '../core/notification.js';
+import { rejectedSummary } from '../core/rejection-report.js';
 import { DEFAULT_RETRY, nextAttemptDelayMs, type RetryOptions } from '../core/retry.js';
 import { cleanLine } from '../core/text.js';
-import { MailDeliveryError } from '../errors/mail-error.js';
+import { type DeliveryChannel, mailChannel } from './delivery-channel.js';
 import type { Logger } from './logger.js';
 import type { MailSender } from './mail-transport.js';
 import {
@@ -18,8 +19,11 @@ import {
 export type { DegradedState, Schedule } from './outbox-store.js';
 
 /**
- * The durable outbox: every notification is a file in the state directory before any delivery
- * attempt, and the file goes away only after the SMTP server accepted the message.
+ * The durable outbox of one channel: every notification is a file in the channel's directory
+ * before any delivery attempt, and the file goes away only after the far end (the SMTP server, the
+ * webhook) accepted it. Each channel has its own Outbox over its own directory, so one channel's
+ * outage pauses only its own queue. What is channel-specific (how to send, which failures are
+ * final) is the DeliveryChannel's (delivery-channel.ts).
  *
  * Guarantee: at least once. The one window for a duplicate is a crash (kill -9, power loss) after the
  * server answered 250 and before the unlink below reached the disk; the next start sends that message
@@ -42,7 +46,9 @@ export interface OutboxMeta {
 
 export interface OutboxOptions {
   readonly directory: string;
-  readonly sender: MailSender;
+  /** What to deliver through; `sender` alone means mail (as before channels existed). */
+  readonly channel?: DeliveryChannel;
+  readonly sender?: MailSender;
   readonly logger: Logger;
   readonly now: () => number;
   /** In [0, 1), like Math.random; only spreads retry delays. */
@@ -56,6 +62,9 @@ export interface OutboxOptions {
   /** Mails kept in memory while the directory cannot be written; beyond it the oldest is dropped. */
   readonly memoryCapacity?: number;
 }
+
+/** The longest wait a Retry-After may impose; a far end asking for more is asked again after this. */
+const MAX_RETRY_AFTER_MS = 60 * 60_000;
 
 const DEFAULT_PARALLEL = 2;
 const DEFAULT_STOP_TIMEOUT_MS = 3_000;
@@ -88,7 +97,7 @@ const defaultSchedule: Schedule = (callback, delayMs) => {
 
 export class Outbox {
   readonly #store: OutboxStore;
-  readonly #sender: MailSender;
+  readonly #channel: DeliveryChannel;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #random: () => number;
@@ -115,7 +124,10 @@ export class Outbox {
   readonly #known = new Set<string>();
 
   constructor(options: OutboxOptions) {
-    this.#sender = options.sender;
+    const channel =
+      options.channel ?? (options.sender === undefined ? undefined : mailChannel(options.sender));
+    if (channel === undefined) throw new TypeError('an Outbox needs a channel (or a mail sender)');
+    this.#channel = channel;
     this.#logger = options.logger;
     this.#now = options.now;
     this.#random = options.random;
@@ -223,6 +235,9 @@ export class Outbox {
         headers: { ...mail.headers },
         messageId: mail.messageId,
       },
+      ...(mail.notification === undefined || !this.#channel.usesNotification
+        ? {}
+        : { notification: { ...mail.notification } }),
     };
     this.#known.add(mail.messageId);
     await this.#store.create(name, entry);
@@ -301,12 +316,20 @@ export class Outbox {
         return;
       }
       if (this.#stopping) return;
-      const carried = this.#claimRejectedReport(pending.name);
+      const report = this.#channel.withRejectedReport?.bind(this.#channel);
+      const carried = report === undefined ? [] : this.#claimRejectedReport(pending.name);
+      const stored: ComposedMail = {
+        ...entry.mail,
+        // Written by enqueue() from a Notification; read back as it was written.
+        ...(entry.notification === undefined
+          ? {}
+          : { notification: entry.notification as unknown as Notification }),
+      };
       const mail =
-        carried.length === 0
-          ? entry.mail
-          : appendRejectedReport(
-              entry.mail,
+        carried.length === 0 || report === undefined
+          ? stored
+          : report(
+              stored,
               carried.map((rejected) => rejected.summary),
               this.#rejected.filter(
                 (rejected) =>
@@ -317,10 +340,10 @@ export class Outbox {
       let response: string;
       let accepted: readonly string[];
       try {
-        ({ response, accepted } = await this.#sender.send(mail));
+        ({ response, accepted } = await this.#channel.send(mail));
       } catch (error) {
         for (const rejected of carried) rejected.carrier = undefined;
-        if (isPermanent(error)) await this.#reject(pending, entry, error);
+        if (this.#channel.classify(error).kind === 'permanent') await this.#reject(pending, entry, error);
         else await this.#defer(pending, entry, error);
         return;
       }
@@ -337,7 +360,7 @@ export class Outbox {
           ...(carried.length === 0 ? {} : { reportedRejected: carried.length }),
         },
         // Postfix-like: what was sent, and the server's code, in the sentence; its full answer in a field.
-        `mail sent: ${entry.mail.subject} (${response.slice(0, 3) || 'accepted'} after ${entry.attempts + 1} attempt${entry.attempts === 0 ? '' : 's'})`,
+        `${this.#channel.label} sent: ${entry.mail.subject} (${response.slice(0, 3) || 'accepted'} after ${entry.attempts + 1} attempt${entry.attempts === 0 ? '' : 's'})`,
       );
       try {
         // The crash window of the at-least-once guarantee: accepted by the server, file not yet gone.
@@ -361,14 +384,19 @@ export class Outbox {
   async #defer(pending: PendingEntry, entry: StoredEntry, error: unknown): Promise<void> {
     this.#consecutiveFailures++;
     const now = this.#now();
-    const delayMs = nextAttemptDelayMs(this.#consecutiveFailures, this.#random, this.#retry);
+    const failure = this.#channel.classify(error);
+    const delayMs = Math.max(
+      nextAttemptDelayMs(this.#consecutiveFailures, this.#random, this.#retry),
+      Math.min(failure.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS),
+    );
     // The whole queue waits, not only this message: a relay that refuses one usually refuses all.
     this.#pausedUntilMs = Math.max(this.#pausedUntilMs, now + delayMs);
     pending.nextAttemptMs = now + delayMs;
     pending.deferredAtSuccess = this.#successes;
     const attempts = entry.attempts + 1;
     const lastError = cleanLine(error instanceof Error ? error.message : String(error), 500);
-    const refusedLogin = isOperatorError(error);
+    const refusedLogin = failure.kind === 'operator';
+    const label = this.#channel.label;
     this.#logger[refusedLogin ? 'error' : 'warn'](
       {
         unit: entry.unit,
@@ -376,14 +404,13 @@ export class Outbox {
         messageId: entry.mail.messageId,
         attempts,
         retryInMs: delayMs,
-        responseCode: error instanceof MailDeliveryError ? error.responseCode : undefined,
+        responseCode: failure.responseCode,
+        ...(label === 'mail' ? {} : { channel: label }),
         err: error,
       },
       refusedLogin
-        ? error instanceof MailDeliveryError && error.exitStatus !== undefined
-          ? `the sendmail command failed because of its setup (${lastError}); fix UNITWATCH_SENDMAIL. Will retry: ${entry.mail.subject}`
-          : `the mail server refused unitwatch's login; fix the SMTP credentials. Will retry: ${entry.mail.subject}`
-        : `notification not sent yet, will retry: ${entry.mail.subject}`,
+        ? `${failure.fix ?? `${label} refused by its setup`}. Will retry: ${entry.mail.subject}`
+        : `notification not sent yet${label === 'mail' ? '' : ` to ${label} (${lastError})`}, will retry: ${entry.mail.subject}`,
     );
     await this.#rewrite(pending.name, { ...entry, attempts, nextAttemptMs: now + delayMs, lastError });
   }
@@ -394,15 +421,16 @@ export class Outbox {
     await this.#store.rewrite(name, entry);
   }
 
-  async #reject(pending: PendingEntry, entry: StoredEntry, error: MailDeliveryError): Promise<void> {
+  async #reject(pending: PendingEntry, entry: StoredEntry, error: unknown): Promise<void> {
     // A 5xx says nothing about the relay's health (an oversized message, a refused recipient).
+    const failure = this.#channel.classify(error);
     const rejected: StoredEntry = {
       ...entry,
       attempts: entry.attempts + 1,
       rejected: {
         atMs: this.#now(),
-        ...(error.responseCode === undefined ? {} : { responseCode: error.responseCode }),
-        error: cleanLine(error.message, 500),
+        ...(failure.responseCode === undefined ? {} : { responseCode: failure.responseCode }),
+        error: cleanLine(error instanceof Error ? error.message : String(error), 500),
       },
     };
     this.#logger.error(
@@ -410,11 +438,11 @@ export class Outbox {
         unit: entry.unit,
         event: entry.event,
         messageId: entry.mail.messageId,
-        responseCode: error.responseCode,
+        responseCode: failure.responseCode,
         file: join(this.#store.directory, pending.name),
         err: error,
       },
-      `notification REJECTED by ${error.exitStatus === undefined ? 'the mail server' : 'sendmail'}, not retrying: ${entry.mail.subject}`,
+      `notification REJECTED by ${failure.refusedBy}, not retrying: ${entry.mail.subject}`,
     );
     await this.#serialRejected(async () => {
       try {
@@ -500,20 +528,6 @@ export class Outbox {
     });
     return next;
   }
-}
-
-/**
- * A 5xx about this message (too big, recipient refused) or an address sendmail refuses will never
- * pass; a refused login (535) is an operator's mistake fixed without touching the message, so it is
- * retried instead (classifyMailFailure in mail-error.ts).
- */
-function isPermanent(error: unknown): error is MailDeliveryError {
-  return error instanceof MailDeliveryError && error.kind === 'permanent';
-}
-
-/** A refused login or a broken sendmail setup: the operator's to fix, retried meanwhile. */
-function isOperatorError(error: unknown): boolean {
-  return error instanceof MailDeliveryError && error.kind === 'operator';
 }
 
 /** Where `name` is or would go in a list sorted by name. */

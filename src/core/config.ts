@@ -48,15 +48,50 @@ export interface SendmailTransportConfig {
   readonly path: string;
 }
 
+export const WEBHOOK_FORMATS = ['json', 'slack', 'ntfy'] as const;
+/** `json`: unitwatch's own schema (docs/channels.md); `slack`: incoming-webhook JSON; `ntfy`: ntfy publish. */
+export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
+
+export interface WebhookUrl {
+  /** The whole URL, as sent to; may hold a token in its path (Slack, Discord), so never logged whole. */
+  readonly url: string;
+  /** Scheme, host and port only, safe to log and print: `https://hooks.slack.com/…`. */
+  readonly display: string;
+}
+
+export interface WebhookConfig {
+  readonly urls: readonly WebhookUrl[];
+  readonly format: WebhookFormat;
+  /** Where the HMAC secret is read from at start-up; the secret itself never enters Config. */
+  readonly secretFile: string | undefined;
+  /** A named file must be readable; the credential is used only if it exists. */
+  readonly secretSource: 'file' | 'credential' | undefined;
+  /** ntfy only: where the access token is read from at start-up. */
+  readonly tokenFile: string | undefined;
+  readonly tokenSource: 'file' | 'credential' | undefined;
+  /** Plain http:// to hosts that are not loopback was allowed (UNITWATCH_WEBHOOK_ALLOW_HTTP). */
+  readonly allowHttp: boolean;
+  readonly timeoutMs: number;
+}
+
+/** Every kind of channel a notification can go to. */
+export type ChannelKind = 'mail' | 'webhook' | 'alertmanager';
+
 export interface Config {
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly critical: readonly string[];
   readonly policy: PolicySettings;
+  /** Empty when mail is not one of the channels. */
   readonly to: readonly string[];
   readonly from: string;
   readonly hostname: string;
-  readonly transport: SmtpTransportConfig | SendmailTransportConfig;
+  /** Undefined when mail is not one of the channels (another channel is configured instead). */
+  readonly transport: SmtpTransportConfig | SendmailTransportConfig | undefined;
+  /** Undefined when no UNITWATCH_WEBHOOK_URL is set. */
+  readonly webhook: WebhookConfig | undefined;
+  /** The channels every notification goes to, mail first; never empty. */
+  readonly channels: readonly ChannelKind[];
   readonly stateDirectory: string;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
@@ -374,6 +409,75 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** Space- or comma-separated, like the other list variables. */
+function urlList(value: string): string[] {
+  return value
+    .split(/[\s,]+/)
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+interface ParsedWebhookUrl extends WebhookUrl {
+  /** Plain http:// to a host that is not loopback: allowed only with UNITWATCH_WEBHOOK_ALLOW_HTTP. */
+  readonly plainRemote: boolean;
+}
+
+/** What is wrong with one webhook URL, or the URL itself. */
+export function parseWebhookUrl(written: string): ParsedWebhookUrl | string {
+  let url: URL;
+  try {
+    url = new URL(written);
+  } catch {
+    return `"${printable(written)}" is not a URL (e.g. https://hooks.example.org/unitwatch)`;
+  }
+  const display = `${url.protocol}//${url.host}/…`;
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    return `${display}: scheme must be https:// (or http:// to loopback)`;
+  }
+  if (url.username !== '' || url.password !== '') {
+    // A secret in the URL would sit in the clear environment, readable in /proc and `systemctl show`.
+    return (
+      `${display}: must not contain credentials (user:password@): sign with ` +
+      'UNITWATCH_WEBHOOK_SECRET_FILE, or for ntfy put the access token in UNITWATCH_NTFY_TOKEN_FILE'
+    );
+  }
+  if (url.hash !== '') return `${display}: must not have a #fragment, which is never sent`;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return { url: url.href, display, plainRemote: url.protocol === 'http:' && !isLoopback(host) };
+}
+
+const webhookUrls = z.string().transform((value, ctx) => {
+  const parsed: ParsedWebhookUrl[] = [];
+  for (const part of urlList(value)) {
+    const url = parseWebhookUrl(part);
+    if (typeof url === 'string') ctx.addIssue({ code: 'custom', message: url });
+    else if (parsed.some((known) => known.url === url.url))
+      ctx.addIssue({ code: 'custom', message: `${url.display} is listed twice` });
+    else parsed.push(url);
+  }
+  if (parsed.length === 0 && urlList(value).length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'needs at least one URL' });
+  }
+  return parsed;
+});
+
+const MAIL_VARIABLES = ['UNITWATCH_TO', 'UNITWATCH_SMTP_URL', 'UNITWATCH_SENDMAIL'] as const;
+
+/**
+ * The channels the environment configures, mail first. Mail is the default: with nothing
+ * configured it is the one listed, so its own "is required" problems say what is missing. Every
+ * new channel adds its line here.
+ */
+export function configuredChannels(isSet: (name: string) => boolean): ChannelKind[] {
+  const channels: ChannelKind[] = [];
+  const webhook = isSet('UNITWATCH_WEBHOOK_URL');
+  const alertmanager = isSet('UNITWATCH_ALERTMANAGER_URL');
+  if (MAIL_VARIABLES.some(isSet) || (!webhook && !alertmanager)) channels.push('mail');
+  if (webhook) channels.push('webhook');
+  if (alertmanager) channels.push('alertmanager');
+  return channels;
+}
+
 function variables(context: ConfigContext): readonly VariableSpec[] {
   return [
     {
@@ -445,6 +549,68 @@ function variables(context: ConfigContext): readonly VariableSpec[] {
       defaultText: undefined,
       example: '/run/wrappers/bin/sendmail',
       schema: absolutePath,
+    },
+    {
+      name: 'UNITWATCH_WEBHOOK_URL',
+      description:
+        'Also (or instead of mail) send every notification to these URLs, space- or comma-separated, each ' +
+        'with its own durable queue and retries (docs/channels.md). `https://` only, or `http://` to ' +
+        'loopback (127.0.0.0/8, ::1, localhost); plain `http://` elsewhere needs ' +
+        '`UNITWATCH_WEBHOOK_ALLOW_HTTP=yes`. No credentials in the URL. Mail is optional once this is set: ' +
+        'leave `UNITWATCH_TO` unset to send to webhooks only. Logs show scheme and host only, since a ' +
+        "path may hold a token (Slack's, Discord's).",
+      defaultText: 'none',
+      example: 'https://hooks.example.org/unitwatch, https://ntfy.example.org/ops',
+      schema: webhookUrls,
+    },
+    {
+      name: 'UNITWATCH_WEBHOOK_FORMAT',
+      description:
+        "`json`: unitwatch's versioned schema (docs/channels.md). `slack`: the incoming-webhook JSON " +
+        "(`text`) that Slack, Mattermost, Rocket.Chat and Discord's `/slack` endpoint accept. `ntfy`: an " +
+        'ntfy publish (Title, Priority, Tags, Markdown body) to a topic URL such as ' +
+        '`https://ntfy.sh/mytopic`. Applies to every URL.',
+      defaultText: 'json',
+      example: 'slack',
+      schema: z.enum(WEBHOOK_FORMATS, { error: `must be one of ${WEBHOOK_FORMATS.join(', ')}` }),
+    },
+    {
+      name: 'UNITWATCH_WEBHOOK_SECRET_FILE',
+      description:
+        'File holding a secret (trailing newline ignored): each request then carries ' +
+        '`X-Unitwatch-Timestamp` and `X-Unitwatch-Signature: sha256=HEX`, the HMAC-SHA256 of ' +
+        '`TIMESTAMP.BODY` (docs/channels.md shows how to verify it). When unset, the systemd credential ' +
+        '`webhook-secret` is used if present (`LoadCredential=webhook-secret:/path`); otherwise requests ' +
+        'are not signed.',
+      defaultText: '`$CREDENTIALS_DIRECTORY/webhook-secret` if it exists, else unsigned',
+      example: '/run/secrets/unitwatch-webhook',
+      schema: absolutePath,
+    },
+    {
+      name: 'UNITWATCH_NTFY_TOKEN_FILE',
+      description:
+        'With `UNITWATCH_WEBHOOK_FORMAT=ntfy`: file holding an ntfy access token, sent as ' +
+        '`Authorization: Bearer`. When unset, the systemd credential `ntfy-token` is used if present.',
+      defaultText: '`$CREDENTIALS_DIRECTORY/ntfy-token` if it exists, else no token',
+      example: '/run/secrets/ntfy-token',
+      schema: absolutePath,
+    },
+    {
+      name: 'UNITWATCH_WEBHOOK_ALLOW_HTTP',
+      description:
+        'Allow plain `http://` webhook URLs to hosts that are not loopback. Notifications (and a bearer ' +
+        'token) then cross the network unencrypted; refused by default.',
+      defaultText: 'no',
+      example: 'yes',
+      schema: boolean,
+    },
+    {
+      name: 'UNITWATCH_WEBHOOK_TIMEOUT',
+      description:
+        'How long one webhook request may take before it is abandoned and retried (as a transient failure).',
+      defaultText: '10s',
+      example: '30s',
+      schema: duration(1000, 300_000),
     },
     {
       name: 'UNITWATCH_STATE_DIRECTORY',
@@ -725,8 +891,17 @@ export function parseConfigFor(
   const isSet = (name: string) => values.has(name) || failed.has(name);
   const hostname = pick('UNITWATCH_HOSTNAME', context.hostname);
 
-  if (!isSet('UNITWATCH_TO'))
-    problems.push({ key: 'UNITWATCH_TO', message: 'is required: who gets the mail?' });
+  const channels = configuredChannels(isSet);
+  const mail = channels.includes('mail');
+  if (mail && !isSet('UNITWATCH_TO')) {
+    problems.push({
+      key: 'UNITWATCH_TO',
+      message:
+        channels.length > 1
+          ? 'is required: who gets the mail? (to notify through the other channels only, unset UNITWATCH_SMTP_URL and UNITWATCH_SENDMAIL too)'
+          : 'is required: who gets the mail? (or set UNITWATCH_WEBHOOK_URL or UNITWATCH_ALERTMANAGER_URL to notify through those only)',
+    });
+  }
 
   const smtp = values.get('UNITWATCH_SMTP_URL') as ParsedSmtpUrl | undefined;
   const sendmail = values.get('UNITWATCH_SENDMAIL') as string | undefined;
@@ -735,9 +910,11 @@ export function parseConfigFor(
       key: 'UNITWATCH_SENDMAIL',
       message: 'cannot be combined with UNITWATCH_SMTP_URL: pick one',
     });
-  } else if (!isSet('UNITWATCH_SMTP_URL') && !isSet('UNITWATCH_SENDMAIL')) {
+  } else if (mail && !isSet('UNITWATCH_SMTP_URL') && !isSet('UNITWATCH_SENDMAIL')) {
     problems.push({ key: 'UNITWATCH_SMTP_URL', message: 'is required unless UNITWATCH_SENDMAIL is set' });
   }
+
+  const webhook = webhookProblems(values, isSet, problems, env.UNITWATCH_WEBHOOK_URL);
 
   // Settings that only SMTP reads.
   for (const name of ['UNITWATCH_SMTP_PASSWORD_FILE', 'UNITWATCH_SMTP_STARTTLS', 'UNITWATCH_SMTP_CA_FILE']) {
@@ -829,15 +1006,33 @@ export function parseConfigFor(
 
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const credentialPassword =
-    context.credentialsDirectory === undefined ? undefined : `${context.credentialsDirectory}/smtp-password`;
+  const credential = (name: string) =>
+    context.credentialsDirectory === undefined ? undefined : `${context.credentialsDirectory}/${name}`;
+  const credentialPassword = credential('smtp-password');
   const passwordFile = smtp?.user === undefined ? undefined : (explicitPasswordFile ?? credentialPassword);
   return {
     to: to.map((mailbox) => mailbox.text),
     from: from?.text ?? `unitwatch@${hostname}`,
     hostname,
-    transport:
-      smtp !== undefined
+    channels,
+    webhook:
+      webhook === undefined
+        ? undefined
+        : {
+            urls: webhook.urls.map(({ url, display }) => ({ url, display })),
+            format: webhook.format,
+            ...secretFileOf(webhook.secretFile, credential('webhook-secret'), 'secret'),
+            ...secretFileOf(
+              webhook.format === 'ntfy' ? webhook.tokenFile : undefined,
+              webhook.format === 'ntfy' ? credential('ntfy-token') : undefined,
+              'token',
+            ),
+            allowHttp: webhook.allowHttp,
+            timeoutMs: webhook.timeoutMs,
+          },
+    transport: !mail
+      ? undefined
+      : smtp !== undefined
         ? {
             ...smtp,
             startTls:
@@ -885,6 +1080,77 @@ export function parseConfigFor(
   };
 }
 
+interface ParsedWebhook {
+  readonly urls: readonly ParsedWebhookUrl[];
+  readonly format: WebhookFormat;
+  readonly secretFile: string | undefined;
+  readonly tokenFile: string | undefined;
+  readonly allowHttp: boolean;
+  readonly timeoutMs: number;
+}
+
+/** The webhook settings, checked against each other; problems are added to `problems`. */
+function webhookProblems(
+  values: ReadonlyMap<string, unknown>,
+  isSet: (name: string) => boolean,
+  problems: ConfigProblem[],
+  rawUrls: string | undefined,
+): ParsedWebhook | undefined {
+  const urls = values.get('UNITWATCH_WEBHOOK_URL') as ParsedWebhookUrl[] | undefined;
+  const format = (values.get('UNITWATCH_WEBHOOK_FORMAT') as WebhookFormat | undefined) ?? 'json';
+  if (!isSet('UNITWATCH_WEBHOOK_URL')) {
+    for (const name of [
+      'UNITWATCH_WEBHOOK_FORMAT',
+      'UNITWATCH_WEBHOOK_SECRET_FILE',
+      'UNITWATCH_NTFY_TOKEN_FILE',
+      'UNITWATCH_WEBHOOK_ALLOW_HTTP',
+      'UNITWATCH_WEBHOOK_TIMEOUT',
+    ]) {
+      if (values.has(name)) problems.push({ key: name, message: 'has no use without UNITWATCH_WEBHOOK_URL' });
+    }
+    return undefined;
+  }
+  if (values.has('UNITWATCH_NTFY_TOKEN_FILE') && format !== 'ntfy') {
+    problems.push({
+      key: 'UNITWATCH_NTFY_TOKEN_FILE',
+      message: `has no use with UNITWATCH_WEBHOOK_FORMAT=${format}: set UNITWATCH_WEBHOOK_FORMAT=ntfy, or remove it`,
+    });
+  }
+  const allowHttp = values.get('UNITWATCH_WEBHOOK_ALLOW_HTTP') === true;
+  // Read from the raw list too: one bad URL beside it must not hide that another is plain http.
+  for (const url of urlList(rawUrls ?? '').map(parseWebhookUrl)) {
+    if (typeof url !== 'string' && url.plainRemote && !allowHttp) {
+      problems.push({
+        key: 'UNITWATCH_WEBHOOK_URL',
+        message:
+          `${url.display} is plain http:// to a host that is not loopback: notifications would cross the ` +
+          'network unencrypted. Use https://, or set UNITWATCH_WEBHOOK_ALLOW_HTTP=yes to accept that',
+      });
+    }
+  }
+  if (urls === undefined) return undefined;
+  return {
+    urls,
+    format,
+    secretFile: values.get('UNITWATCH_WEBHOOK_SECRET_FILE') as string | undefined,
+    tokenFile: values.get('UNITWATCH_NTFY_TOKEN_FILE') as string | undefined,
+    allowHttp,
+    timeoutMs: (values.get('UNITWATCH_WEBHOOK_TIMEOUT') as number | undefined) ?? 10_000,
+  };
+}
+
+/** A named file (must be readable), else the systemd credential (used only if it exists). */
+function secretFileOf<K extends 'secret' | 'token'>(
+  explicit: string | undefined,
+  credential: string | undefined,
+  kind: K,
+): Record<`${K}File`, string | undefined> & Record<`${K}Source`, 'file' | 'credential' | undefined> {
+  const file = explicit ?? credential;
+  const source = explicit !== undefined ? 'file' : credential !== undefined ? 'credential' : undefined;
+  return { [`${kind}File`]: file, [`${kind}Source`]: source } as Record<`${K}File`, string | undefined> &
+    Record<`${K}Source`, 'file' | 'credential' | undefined>;
+}
+
 /**
  * A value as the env-file parser reads it back: quoted (with its escapes) when it starts with a
  * quote or has spaces at either end, literal otherwise.
@@ -903,9 +1169,16 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
   const transport = config.transport;
   const lines: string[] = [];
   const set = (name: string, value: string) => lines.push(`${name}=${envValue(value)}`);
-  set('UNITWATCH_TO', config.to.join(','));
+  lines.push(`# channels: ${config.channels.join(', ')}`);
+  if (transport === undefined) {
+    lines.push('# mail is not a channel: UNITWATCH_TO, UNITWATCH_SMTP_URL and UNITWATCH_SENDMAIL unset');
+  } else {
+    set('UNITWATCH_TO', config.to.join(','));
+  }
   set('UNITWATCH_FROM', config.from);
-  if (transport.kind === 'smtp') {
+  if (transport === undefined) {
+    // Nothing to print for mail.
+  } else if (transport.kind === 'smtp') {
     set('UNITWATCH_SMTP_URL', transport.url);
     if (transport.secure) lines.push('# UNITWATCH_SMTP_STARTTLS: no effect, smtps:// is TLS from the start');
     else {
@@ -931,6 +1204,37 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
     }
   } else {
     set('UNITWATCH_SENDMAIL', transport.path);
+  }
+  const webhook = config.webhook;
+  if (webhook !== undefined) {
+    lines.push(
+      `# UNITWATCH_WEBHOOK_URL: ${webhook.urls.map((url) => url.display).join(' ')} (paths not shown: they may hold a token)`,
+    );
+    set('UNITWATCH_WEBHOOK_FORMAT', webhook.format);
+    lines.push(
+      secretLine(
+        'webhook secret',
+        'UNITWATCH_WEBHOOK_SECRET_FILE',
+        webhook.secretFile,
+        webhook.secretSource,
+        'unsigned',
+      ),
+    );
+    if (webhook.format === 'ntfy') {
+      lines.push(
+        secretLine(
+          'ntfy token',
+          'UNITWATCH_NTFY_TOKEN_FILE',
+          webhook.tokenFile,
+          webhook.tokenSource,
+          'no token',
+        ),
+      );
+    }
+    set('UNITWATCH_WEBHOOK_ALLOW_HTTP', webhook.allowHttp ? 'yes' : 'no');
+    set('UNITWATCH_WEBHOOK_TIMEOUT', formatDuration(webhook.timeoutMs));
+  } else {
+    lines.push('# UNITWATCH_WEBHOOK_URL unset: no webhooks');
   }
   if (config.stateDirectory === undefined) {
     lines.push(
@@ -971,6 +1275,21 @@ export function renderEffectiveConfig(config: StatelessConfig): string {
     set('UNITWATCH_ALERTMANAGER_INTERVAL', formatDuration(alertmanager.intervalMs));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** A comment line saying where a secret comes from, never what it is. */
+function secretLine(
+  what: string,
+  name: string,
+  file: string | undefined,
+  source: 'file' | 'credential' | undefined,
+  without: string,
+): string {
+  if (source === 'file') return `# the ${what} is read from ${name}=${file}; its contents are not shown`;
+  if (source === 'credential') {
+    return `# ${name} unset: the ${what} is the systemd credential ${file?.split('/').pop()} (${file}) if it exists, else ${without}`;
+  }
+  return `# ${name} unset and no $CREDENTIALS_DIRECTORY here: ${without}`;
 }
 
 /** Makes untrusted input safe to quote in a one-line error message. */

@@ -32,6 +32,25 @@ export interface Failure {
   readonly observedAtMs: number;
 }
 
+/** How the main process ended, by systemd's ExecMainCode (CLD_EXITED, CLD_KILLED, CLD_DUMPED). */
+export const EXIT_CODE_NAMES: Readonly<Record<number, string>> = {
+  1: 'exited',
+  2: 'killed',
+  3: 'dumped core',
+};
+
+/** An invocation id as systemd writes it (32 hex digits); '' for anything else. */
+export function validInvocation(id: string): string {
+  return /^[0-9a-f]{32}$/.test(id) ? id : '';
+}
+
+/** When systemd says the unit went down; when unitwatch saw it, if systemd gave no time. */
+export function failedAtMs(facts: UnitFacts, observedAtMs: number): number {
+  return facts.inactiveEnterTimestampUs > 0
+    ? Math.floor(facts.inactiveEnterTimestampUs / 1000)
+    : observedAtMs;
+}
+
 export interface UnitStateView {
   readonly activeState: string;
   readonly subState: string;

@@ -1,5 +1,11 @@
 import { constants } from 'node:os';
-import type { Failure, UnitFacts } from './failure.js';
+import { EXIT_CODE_NAMES, type Failure, failedAtMs, type UnitFacts, validInvocation } from './failure.js';
+import {
+  digestNotification,
+  failureNotification,
+  type Notification,
+  recoveryNotification,
+} from './notification.js';
 import type { ManagerScope } from './service-manager.js';
 import { bodyText, inlineText, shellQuote } from './text.js';
 import { UNIT_NAME_MAX_LENGTH } from './unit-name.js';
@@ -35,6 +41,11 @@ export interface ComposedMail {
   /** Extra headers; values are single-line and safe. */
   readonly headers: Readonly<Record<string, string>>;
   readonly messageId: string;
+  /**
+   * The same notification as structured data, for channels that are not mail (webhooks). Built from
+   * the facts, not from the text; absent for mail made elsewhere (test-email).
+   */
+  readonly notification?: Notification;
 }
 
 export interface CompositionContext {
@@ -76,11 +87,6 @@ export function listWords(words: readonly string[], more = 0): string {
   return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
 }
 
-/** An invocation id as systemd writes it; anything else is not put into a command or a header. */
-function validInvocation(id: string): string {
-  return /^[0-9a-f]{32}$/.test(id) ? id : '';
-}
-
 /** The journal of one invocation, as an operator would type it. */
 export function invocationJournalCommand(invocationId: string, scope: ManagerScope = 'system'): string {
   return scope === 'user'
@@ -106,8 +112,6 @@ function contextHeaders(context: CompositionContext): Record<string, string> {
   return headers;
 }
 
-const EXIT_CODES: Readonly<Record<number, string>> = { 1: 'exited', 2: 'killed', 3: 'dumped core' };
-
 function signalName(number: number): string {
   const entry = Object.entries(constants.signals).find(([, value]) => value === number);
   return entry === undefined ? `signal ${number}` : `signal ${number} (${entry[0]})`;
@@ -118,20 +122,13 @@ export function describeExit(facts: UnitFacts): string | undefined {
   const status = facts.execMainStatus;
   if (code === undefined || code === 0 || status === undefined) return undefined;
   if (code === 1) return `exited with status ${status}`;
-  const how = EXIT_CODES[code] ?? `code ${code}`;
+  const how = EXIT_CODE_NAMES[code] ?? `code ${code}`;
   return `${how}, ${signalName(status)}`;
 }
 
 /** `2026-11-22 04:32:22 UTC`: unambiguous across the servers of one operator. */
 export function formatTimestamp(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
-}
-
-/** When systemd says the unit went down; when unitwatch saw it, if systemd gave no time. */
-function failedAtMs(facts: UnitFacts, observedAtMs: number): number {
-  return facts.inactiveEnterTimestampUs > 0
-    ? Math.floor(facts.inactiveEnterTimestampUs / 1000)
-    : observedAtMs;
 }
 
 /** Result and exit in a few words: `exit-code, exited with status 1`. */
@@ -297,8 +294,10 @@ export function composeFailureMail(
     SIGNATURE,
   );
 
+  const subject = `[unitwatch] ${headline(failure, hostname, count)}`;
+  const journalText = diagnosis.journal?.problem === undefined ? diagnosis.journal?.text : undefined;
   return {
-    subject: `[unitwatch] ${headline(failure, hostname, count)}`,
+    subject,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
       ...AUTOMATED,
@@ -310,6 +309,30 @@ export function composeFailureMail(
       ...contextHeaders(context),
     },
     messageId: context.messageId,
+    notification: failureNotification(
+      {
+        failure,
+        count,
+        ...(context.firstAtMs === undefined ? {} : { firstAtMs: context.firstAtMs }),
+        critical: context.critical === true,
+        exitText: exit,
+        status: diagnosis.status.text,
+        ...(journalText === undefined ? {} : { journal: journalText.split('\n') }),
+        lastWords: diagnosis.lastWords,
+      },
+      subject,
+      notificationContext(context),
+    ),
+  };
+}
+
+function notificationContext(context: CompositionContext) {
+  return {
+    hostname: context.hostname,
+    messageId: context.messageId,
+    references: context.references,
+    ...(context.notes === undefined ? {} : { notes: context.notes }),
+    ...(context.failingNow === undefined ? {} : { failingNow: context.failingNow }),
   };
 }
 
@@ -514,8 +537,9 @@ export function composeDigestMail(
   );
   if (failing !== undefined) blocks.push(failing);
   blocks.push(investigateBlock(commands), SIGNATURE);
+  const subject = digestSubject(ranked, hostname);
   return {
-    subject: digestSubject(ranked, hostname),
+    subject,
     text: `${blocks.join('\n\n')}\n`,
     headers: {
       ...AUTOMATED,
@@ -525,6 +549,18 @@ export function composeDigestMail(
       ...contextHeaders({ ...context, critical }),
     },
     messageId: context.messageId,
+    notification: digestNotification(
+      ranked.map((entry) => ({
+        failure: entry.failure,
+        count: entry.count,
+        critical: entry.critical,
+        exitText: describeExit(entry.failure.facts),
+        status: statusHeadFromFacts(entry.failure.facts, entry.failure.observedAtMs),
+        ...(entry.journal === undefined ? {} : { journal: entry.journal }),
+      })),
+      subject,
+      notificationContext(context),
+    ),
   };
 }
 
@@ -602,5 +638,6 @@ export function composeRecoveryMail(recovery: Recovery, context: CompositionCont
       ...contextHeaders({ ...context, critical }),
     },
     messageId: context.messageId,
+    notification: recoveryNotification(recovery.units, recovery.atMs, subject, notificationContext(context)),
   };
 }

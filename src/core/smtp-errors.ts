@@ -7,9 +7,9 @@ import type { SendmailTransportConfig, SmtpTransportConfig } from './config.js';
  */
 export function explainSmtpError(
   error: unknown,
-  transport: SmtpTransportConfig | SendmailTransportConfig,
+  transport: SmtpTransportConfig | SendmailTransportConfig | undefined,
 ): string | undefined {
-  if (transport.kind !== 'smtp') return undefined;
+  if (transport?.kind !== 'smtp') return undefined;
   const { codes, text } = facts(error);
   const at = `${transport.host.includes(':') ? `[${transport.host}]` : transport.host}:${transport.port}`;
   const has = (...wanted: string[]) => wanted.some((code) => codes.has(code));

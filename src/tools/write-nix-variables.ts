@@ -18,6 +18,9 @@ const BASE = {
   UNITWATCH_SMTP_URL: 'smtp://probe@probe.example.org',
   // A user in the URL needs a password source; the file is only named here, never read.
   UNITWATCH_SMTP_PASSWORD_FILE: '/probe/password',
+  // A webhook for the webhook settings to apply to; ntfy, so that the token file applies too.
+  UNITWATCH_WEBHOOK_URL: 'https://probe.example.org/hook',
+  UNITWATCH_WEBHOOK_FORMAT: 'ntfy',
 };
 
 /** The validator's problems with `value` for `name`, with everything else valid. */

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SMTPServerOptions } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MailTransport, readSmtpCaFile, readSmtpPassword } from '../../src/adapters/mail-transport.js';
+import {
+  type MailConfig,
+  MailTransport,
+  readSmtpCaFile,
+  readSmtpPassword,
+} from '../../src/adapters/mail-transport.js';
 import { checkStateDirectory } from '../../src/adapters/state-directory.js';
 import { type ConfigContext, parseConfigFor, type StatelessConfig } from '../../src/core/config.js';
 import type { ComposedMail } from '../../src/core/message.js';
@@ -30,13 +35,18 @@ let passwordFile: string;
 /** A self-signed certificate for 127.0.0.1, made with openssl for this run. */
 let cert: SelfSignedCertificate;
 
-function configFor(env: Record<string, string>): StatelessConfig {
-  return parseConfigFor('test-email', { UNITWATCH_TO: 'ops@example.org', ...env }, context);
+/** A configuration with mail as its channel, as MailTransport takes it. */
+type MailStatelessConfig = StatelessConfig & MailConfig;
+
+function configFor(env: Record<string, string>): MailStatelessConfig {
+  const config = parseConfigFor('test-email', { UNITWATCH_TO: 'ops@example.org', ...env }, context);
+  if (config.transport === undefined) throw new Error('mail is not configured');
+  return { ...config, transport: config.transport };
 }
 
 /** Sends one mail through a real MailTransport and returns the error it failed with, if any. */
 async function sendThrough(
-  config: StatelessConfig,
+  config: MailStatelessConfig,
   password?: string,
 ): Promise<MailDeliveryError | undefined> {
   const transport = new MailTransport(config, password);

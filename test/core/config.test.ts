@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type Config,
   type ConfigContext,
+  configuredChannels,
   describeVariables,
   parseConfig,
   parseConfigFor,
@@ -470,16 +471,19 @@ describe('renderEffectiveConfig', () => {
     expect(text.endsWith('\n')).toBe(true);
   });
 
-  it('mentions every documented variable except the unused transport', () => {
+  it('mentions every documented variable except the unused transport and the webhook settings', () => {
     for (const { name } of describeVariables(underSystemd)) {
       if (name === 'UNITWATCH_SENDMAIL') continue;
+      // Without UNITWATCH_WEBHOOK_URL, only that one is named (its own spec below renders the rest).
+      if (name.startsWith('UNITWATCH_WEBHOOK_') && name !== 'UNITWATCH_WEBHOOK_URL') continue;
+      if (name === 'UNITWATCH_NTFY_TOKEN_FILE') continue;
       expect(text, name).toContain(name);
     }
   });
 
   it('names the password file but holds no secret', () => {
     // Config never carries the password itself; the rendering can only show where it comes from.
-    expect(Object.keys(config.transport)).not.toContain('password');
+    expect(Object.keys(config.transport ?? {})).not.toContain('password');
     expect(text).toContain(
       '# the SMTP password is read from this file; its contents are not shown\nUNITWATCH_SMTP_PASSWORD_FILE=/run/secrets/unitwatch-smtp\n',
     );
@@ -900,7 +904,19 @@ describe('describeVariables', () => {
   it('gives each variable a description and an example that the validator accepts', () => {
     for (const variable of variables) {
       expect(variable.description, variable.name).not.toBe('');
-      const problems = problemsOf({ [variable.name]: variable.example }, underSystemd);
+      // The webhook settings are checked with a webhook to apply to (the token file with ntfy).
+      const base =
+        variable.name.includes('WEBHOOK') || variable.name.includes('NTFY')
+          ? { UNITWATCH_WEBHOOK_URL: 'https://hooks.example.org/x', UNITWATCH_WEBHOOK_FORMAT: 'ntfy' }
+          : {};
+      const env = { ...base, [variable.name]: variable.example };
+      // A webhook alone is a whole configuration: nothing to report at all is fine too.
+      let problems: ConfigProblem[] = [];
+      try {
+        parseConfigFor('run', env, underSystemd);
+      } catch (error) {
+        problems = [...(error as ConfigError).problems];
+      }
       expect(
         problems.filter((problem) => problem.key === variable.name),
         `${variable.name}=${variable.example}`,
@@ -913,5 +929,211 @@ describe('describeVariables', () => {
       (variable) => variable.name === 'UNITWATCH_FROM',
     );
     expect(from?.defaultText).toBe('unitwatch@<hostname>');
+  });
+});
+
+describe('channels: mail and webhooks', () => {
+  const webhookOnly = {
+    UNITWATCH_WEBHOOK_URL: 'https://hooks.example.org/a, https://ntfy.example.org/b',
+    UNITWATCH_STATE_DIRECTORY: '/var/lib/unitwatch',
+  };
+
+  it('lists the configured channels, mail first, and mail alone when nothing is configured', () => {
+    const set = (names: string[]) => (name: string) => names.includes(name);
+    expect(configuredChannels(set([]))).toEqual(['mail']);
+    expect(configuredChannels(set(['UNITWATCH_TO']))).toEqual(['mail']);
+    expect(configuredChannels(set(['UNITWATCH_WEBHOOK_URL']))).toEqual(['webhook']);
+    expect(configuredChannels(set(['UNITWATCH_SMTP_URL', 'UNITWATCH_WEBHOOK_URL']))).toEqual([
+      'mail',
+      'webhook',
+    ]);
+  });
+
+  it('runs with webhooks only: no recipient, no transport, mail not a channel', () => {
+    const config = parseConfig(webhookOnly, outsideSystemd);
+    expect(config.channels).toEqual(['webhook']);
+    expect(config.transport).toBeUndefined();
+    expect(config.to).toEqual([]);
+    expect(config.webhook).toEqual({
+      urls: [
+        { url: 'https://hooks.example.org/a', display: 'https://hooks.example.org/…' },
+        { url: 'https://ntfy.example.org/b', display: 'https://ntfy.example.org/…' },
+      ],
+      format: 'json',
+      secretFile: undefined,
+      secretSource: undefined,
+      tokenFile: undefined,
+      tokenSource: undefined,
+      allowHttp: false,
+      timeoutMs: 10_000,
+    });
+  });
+
+  it('takes space- and comma-separated URLs, and sends mail too when mail is configured', () => {
+    const config = parseConfig(
+      {
+        ...minimal,
+        UNITWATCH_WEBHOOK_URL: 'https://a.example.org/x https://b.example.org/y,https://c.example.org',
+      },
+      outsideSystemd,
+    );
+    expect(config.channels).toEqual(['mail', 'webhook']);
+    expect(config.webhook?.urls.map((url) => url.url)).toEqual([
+      'https://a.example.org/x',
+      'https://b.example.org/y',
+      'https://c.example.org/',
+    ]);
+  });
+
+  it('still wants a recipient and a transport when half of mail is configured beside a webhook', () => {
+    expect(problemsOf({ ...webhookOnly, UNITWATCH_SMTP_URL: 'smtp://mail.example.org:587' })).toEqual([
+      {
+        key: 'UNITWATCH_TO',
+        message:
+          'is required: who gets the mail? (to notify through the other channels only, unset UNITWATCH_SMTP_URL and UNITWATCH_SENDMAIL too)',
+      },
+    ]);
+  });
+
+  it('names the webhook and Alertmanager as the ways out when no channel at all is configured', () => {
+    const problems = problemsOf({ UNITWATCH_STATE_DIRECTORY: '/var/lib/unitwatch' });
+    expect(problems).toContainEqual({
+      key: 'UNITWATCH_TO',
+      message:
+        'is required: who gets the mail? (or set UNITWATCH_WEBHOOK_URL or UNITWATCH_ALERTMANAGER_URL to notify through those only)',
+    });
+  });
+
+  it('runs with Alertmanager only, as a fleet host that leaves mail to Alertmanager', () => {
+    const config = parseConfig(
+      {
+        UNITWATCH_STATE_DIRECTORY: '/var/lib/unitwatch',
+        UNITWATCH_ALERTMANAGER_URL: 'http://127.0.0.1:9093',
+      },
+      outsideSystemd,
+    );
+    expect(config.channels).toEqual(['alertmanager']);
+    expect(config.transport).toBeUndefined();
+    expect(config.alertmanager?.urls).toHaveLength(1);
+    const set = (names: string[]) => (name: string) => names.includes(name);
+    expect(configuredChannels(set(['UNITWATCH_ALERTMANAGER_URL', 'UNITWATCH_TO']))).toEqual([
+      'mail',
+      'alertmanager',
+    ]);
+  });
+
+  it('reports every bad webhook URL at once, each with its fix, never showing a path or a secret', () => {
+    const problems = problemsOf({
+      ...webhookOnly,
+      UNITWATCH_WEBHOOK_URL:
+        'ftp://files.example.org/x https://user:hunter2@hooks.example.org/secret-path http://hooks.example.org/t0ken not-a-url https://a.example.org/x https://a.example.org/x',
+    });
+    expect(problems).toEqual([
+      {
+        key: 'UNITWATCH_WEBHOOK_URL',
+        message: 'ftp://files.example.org/…: scheme must be https:// (or http:// to loopback)',
+      },
+      {
+        key: 'UNITWATCH_WEBHOOK_URL',
+        message:
+          'https://hooks.example.org/…: must not contain credentials (user:password@): sign with UNITWATCH_WEBHOOK_SECRET_FILE, or for ntfy put the access token in UNITWATCH_NTFY_TOKEN_FILE',
+      },
+      {
+        key: 'UNITWATCH_WEBHOOK_URL',
+        message: '"not-a-url" is not a URL (e.g. https://hooks.example.org/unitwatch)',
+      },
+      { key: 'UNITWATCH_WEBHOOK_URL', message: 'https://a.example.org/… is listed twice' },
+      {
+        key: 'UNITWATCH_WEBHOOK_URL',
+        message:
+          'http://hooks.example.org/… is plain http:// to a host that is not loopback: notifications would cross the network unencrypted. Use https://, or set UNITWATCH_WEBHOOK_ALLOW_HTTP=yes to accept that',
+      },
+    ]);
+    expect(JSON.stringify(problems)).not.toContain('hunter2');
+    expect(JSON.stringify(problems)).not.toContain('t0ken');
+  });
+
+  it('allows http:// to loopback always, and elsewhere only when told to', () => {
+    for (const url of ['http://127.0.0.1:8080/hook', 'http://localhost/hook', 'http://[::1]:9/x']) {
+      expect(
+        parseConfig({ ...webhookOnly, UNITWATCH_WEBHOOK_URL: url }, outsideSystemd).webhook?.urls,
+      ).toHaveLength(1);
+    }
+    const allowed = parseConfig(
+      { ...webhookOnly, UNITWATCH_WEBHOOK_URL: 'http://hooks.lan/x', UNITWATCH_WEBHOOK_ALLOW_HTTP: 'yes' },
+      outsideSystemd,
+    );
+    expect(allowed.webhook?.allowHttp).toBe(true);
+  });
+
+  it('refuses webhook settings without a webhook, and an ntfy token with another format', () => {
+    expect(
+      problemsOf({ ...minimal, UNITWATCH_WEBHOOK_FORMAT: 'slack', UNITWATCH_WEBHOOK_SECRET_FILE: '/run/s' }),
+    ).toEqual([
+      { key: 'UNITWATCH_WEBHOOK_FORMAT', message: 'has no use without UNITWATCH_WEBHOOK_URL' },
+      { key: 'UNITWATCH_WEBHOOK_SECRET_FILE', message: 'has no use without UNITWATCH_WEBHOOK_URL' },
+    ]);
+    expect(problemsOf({ ...webhookOnly, UNITWATCH_NTFY_TOKEN_FILE: '/run/token' })).toEqual([
+      {
+        key: 'UNITWATCH_NTFY_TOKEN_FILE',
+        message:
+          'has no use with UNITWATCH_WEBHOOK_FORMAT=json: set UNITWATCH_WEBHOOK_FORMAT=ntfy, or remove it',
+      },
+    ]);
+    expect(problemsOf({ ...webhookOnly, UNITWATCH_WEBHOOK_FORMAT: 'teams' })).toEqual([
+      { key: 'UNITWATCH_WEBHOOK_FORMAT', message: 'must be one of json, slack, ntfy' },
+    ]);
+  });
+
+  it('reads the secret and the ntfy token from files, or else from the systemd credentials', () => {
+    const named = parseConfig(
+      {
+        ...webhookOnly,
+        UNITWATCH_WEBHOOK_FORMAT: 'ntfy',
+        UNITWATCH_WEBHOOK_SECRET_FILE: '/run/secrets/hook',
+        UNITWATCH_NTFY_TOKEN_FILE: '/run/secrets/ntfy',
+      },
+      underSystemd,
+    ).webhook;
+    expect(named).toMatchObject({
+      secretFile: '/run/secrets/hook',
+      secretSource: 'file',
+      tokenFile: '/run/secrets/ntfy',
+      tokenSource: 'file',
+    });
+    const credentials = parseConfig(
+      { ...webhookOnly, UNITWATCH_WEBHOOK_FORMAT: 'ntfy' },
+      underSystemd,
+    ).webhook;
+    expect(credentials).toMatchObject({
+      secretFile: '/run/credentials/unitwatch.service/webhook-secret',
+      secretSource: 'credential',
+      tokenFile: '/run/credentials/unitwatch.service/ntfy-token',
+      tokenSource: 'credential',
+    });
+    // No token for formats that have none.
+    expect(parseConfig(webhookOnly, underSystemd).webhook?.tokenFile).toBeUndefined();
+  });
+
+  it('prints webhooks in check-config by scheme and host only, secrets by where they come from', () => {
+    const text = renderEffectiveConfig(
+      parseConfig(
+        {
+          ...webhookOnly,
+          UNITWATCH_WEBHOOK_URL: 'https://hooks.slack.com/services/T000/B000/XXXXsecret',
+          UNITWATCH_WEBHOOK_FORMAT: 'slack',
+        },
+        underSystemd,
+      ),
+    );
+    expect(text).toContain('# channels: webhook\n');
+    expect(text).toContain('# mail is not a channel');
+    expect(text).toContain(
+      '# UNITWATCH_WEBHOOK_URL: https://hooks.slack.com/… (paths not shown: they may hold a token)',
+    );
+    expect(text).not.toContain('XXXXsecret');
+    expect(text).toContain('UNITWATCH_WEBHOOK_FORMAT=slack\n');
+    expect(text).toContain('the webhook secret is the systemd credential webhook-secret');
+    expect(text).toContain('UNITWATCH_WEBHOOK_ALLOW_HTTP=no\nUNITWATCH_WEBHOOK_TIMEOUT=10s\n');
   });
 });

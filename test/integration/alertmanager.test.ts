@@ -7,7 +7,7 @@ import {
 } from '../harness/alertmanager.js';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
 import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
-import { bootWithUnitwatch, shutDown } from '../harness/unitwatch-service.js';
+import { bootWithUnitwatch, shutDown, writeEnvFile } from '../harness/unitwatch-service.js';
 import { waitUntil } from '../harness/wait.js';
 
 const skip = integrationSkipReason() ?? alertmanagerSkipReason();
@@ -197,6 +197,32 @@ describe.skipIf(skip !== undefined)(
         expect(await alertsOf(peer, 'vital.service'), peer.url).toHaveLength(1);
       const journal = await instance.journal('-u', 'unitwatch.service', '-o', 'cat');
       expect(journal).not.toMatch(/alertmanager .* did not take/);
+    });
+
+    it('runs with Alertmanager as its only channel: no mail settings, the alert still on both peers', {
+      timeout: 90_000,
+    }, async () => {
+      await writeEnvFile(instance, {
+        UNITWATCH_HOSTNAME: HOST,
+        UNITWATCH_ALERTMANAGER_URL: cluster.peers.map((peer) => peer.url).join(', '),
+        UNITWATCH_ALERTMANAGER_INTERVAL: '2s',
+      });
+      await instance.systemctl('restart', 'unitwatch.service');
+      await instance.writeFile('/etc/systemd/system/lonely.service', VITAL_UNIT.replace('Vital', 'Lonely'));
+      await instance.systemctl('daemon-reload');
+      await instance.exec(['systemctl', 'start', 'lonely.service']);
+      await waitUntil(
+        'the alert of lonely.service on both peers',
+        async () => {
+          const seen = await Promise.all(cluster.peers.map((peer) => alertsOf(peer, 'lonely.service')));
+          return seen.every((alerts) => alerts.length === 1);
+        },
+        30_000,
+      );
+      expect(await instance.property('unitwatch.service', 'ActiveState')).toBe('active');
+      expect(await instance.property('unitwatch.service', 'NRestarts')).toBe('0');
+      // No mail channel: no mail of unitwatch's own names the unit (Alertmanager's carry no such header).
+      expect(smtp.mailsAbout('lonely.service')).toEqual([]);
     });
   },
 );

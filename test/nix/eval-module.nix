@@ -6,6 +6,8 @@
   settings ? { },
   environmentFile ? null,
   smtpPasswordFile ? null,
+  webhookSecretFile ? null,
+  ntfyTokenFile ? null,
   # As the module system would hand them over: each user's entry with both fields.
   userServices ? { },
   enable ? true,
@@ -87,6 +89,8 @@ let
         settings
         environmentFile
         smtpPasswordFile
+        webhookSecretFile
+        ntfyTokenFile
         userServices
         ;
     };
@@ -133,6 +137,7 @@ in
     builtins.attrNames service.serviceConfig
   );
   inherit (service) environment after wants;
+  loadCredential = service.serviceConfig.LoadCredential or [ ];
   packageDefault = module.options.services.unitwatch.package.default;
   cli = (builtins.head shared.content.environment.systemPackages).text;
 }

@@ -14,6 +14,7 @@ interface Evaluation {
   readonly wants: string[];
   readonly packageDefault: string;
   readonly cli: string;
+  readonly loadCredential: string[];
   readonly systemEnabled: boolean;
   readonly userEnabled: boolean;
   readonly cliInstalled: boolean;
@@ -94,6 +95,38 @@ describe('nix/module.nix', () => {
     expect(result.failed[1]).toBe(
       'services.unitwatch.settings: wrong type: UNITWATCH_RECOVERY must be a string or a boolean, UNITWATCH_SMTP_URL must be a string',
     );
+  });
+
+  it('accepts webhooks without mail, and asks for one of them when neither is given', () => {
+    expect(
+      evaluate('{ UNITWATCH_WEBHOOK_URL = [ "https://a.example.org/x" "https://b.example.org/y" ]; }'),
+    ).toMatchObject({
+      failed: [],
+      environment: { UNITWATCH_WEBHOOK_URL: 'https://a.example.org/x,https://b.example.org/y' },
+    });
+    expect(evaluate('{ UNITWATCH_HOSTNAME = "web1"; }').failed).toEqual([
+      'services.unitwatch: set settings.UNITWATCH_TO (mail), settings.UNITWATCH_WEBHOOK_URL or settings.UNITWATCH_ALERTMANAGER_URL, or provide them in environmentFile.',
+    ]);
+  });
+
+  it('hands every secret file to the service as a systemd credential', () => {
+    const { loadCredential } = evaluate('{ UNITWATCH_WEBHOOK_URL = "https://ntfy.example.org/ops"; }', [
+      '--argstr',
+      'smtpPasswordFile',
+      '/run/secrets/pw',
+      '--argstr',
+      'webhookSecretFile',
+      '/run/secrets/hook',
+      '--argstr',
+      'ntfyTokenFile',
+      '/run/secrets/ntfy',
+    ]);
+    expect(loadCredential).toEqual([
+      'smtp-password:/run/secrets/pw',
+      'webhook-secret:/run/secrets/hook',
+      'ntfy-token:/run/secrets/ntfy',
+    ]);
+    expect(evaluate('{ UNITWATCH_TO = "a@example.org"; }').loadCredential).toEqual([]);
   });
 
   it('lets a site relax the hardening with a plain assignment, but not what the daemon needs', () => {
