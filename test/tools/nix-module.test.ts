@@ -216,7 +216,7 @@ describe('nix/module.nix', () => {
       'services.unitwatch.userServices.bob.settings: wrong type: UNITWATCH_RECOVERY must be a string or a boolean',
     );
     expect(userFailed[2]).toBe(
-      'services.unitwatch.userServices.bob: set settings.UNITWATCH_TO, or provide it in environmentFile.',
+      'services.unitwatch.userServices.bob: set settings.UNITWATCH_TO (mail), settings.UNITWATCH_WEBHOOK_URL or settings.UNITWATCH_ALERTMANAGER_URL, or provide them in environmentFile.',
     );
   });
 
