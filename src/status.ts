@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
+import { webhookQueueDirectory } from './adapters/channel-queues.js';
 import { readStateReadOnly } from './adapters/state-log.js';
 import { listUnitsOnce } from './adapters/systemd-bus.js';
 import type { StatelessConfig } from './core/config.js';
@@ -77,24 +78,38 @@ async function failedNow(
 }
 
 /**
- * Entries are named `<created ms, 15 digits>-<sequence>-<random>.json`, oldest first; every
- * channel's queue counts (`outbox` for mail, `outbox-webhook-*` for each webhook).
+ * Every channel's queue (`outbox` for mail, `outbox-webhook-*` for each webhook), named as the
+ * configuration names it where it can. Entries are named `<created ms, 15 digits>-<seq>-<random>.json`.
  */
-async function outboxFacts(directory: string): Promise<StatusSnapshot['outbox']> {
-  const queues = (await readdir(directory).catch(() => [] as string[])).filter((name) =>
-    /^outbox(-webhook-[0-9a-f]+)?$/.test(name),
-  );
-  const lists = await Promise.all(
-    queues.map((queue) => readdir(join(directory, queue)).catch(() => [] as string[])),
-  );
-  const names = lists
-    .flat()
-    .filter((name) => /^\d{15}-.*\.json$/.test(name))
+async function outboxFacts(directory: string, config: StatelessConfig): Promise<StatusSnapshot['outbox']> {
+  const labels = new Map<string, string>([['outbox', 'mail']]);
+  for (const target of config.webhook?.urls ?? [])
+    labels.set(basename(webhookQueueDirectory(directory, target)), `webhook ${target.display}`);
+  const queues = (await readdir(directory).catch(() => [] as string[]))
+    .filter((name) => /^outbox(-webhook-[0-9a-f]+)?$/.test(name))
     .sort();
-  const oldest = names[0];
+  const channels = await Promise.all(
+    queues.map(async (queue) => {
+      const names = (await readdir(join(directory, queue)).catch(() => [] as string[]))
+        .filter((name) => /^\d{15}-.*\.json$/.test(name))
+        .sort();
+      const oldest = names[0];
+      return {
+        // A queue of a URL no longer configured still holds what it had; it is shown by its name.
+        channel: labels.get(queue) ?? `webhook no longer configured (${queue})`,
+        pending: names.length,
+        oldestCreatedMs: oldest === undefined ? undefined : Number(oldest.slice(0, 15)),
+      };
+    }),
+  );
+  const oldest = channels
+    .map((channel) => channel.oldestCreatedMs)
+    .filter((ms) => ms !== undefined)
+    .sort((a, b) => a - b)[0];
   return {
-    pending: names.length,
-    oldestCreatedMs: oldest === undefined ? undefined : Number(oldest.slice(0, 15)),
+    pending: channels.reduce((sum, channel) => sum + channel.pending, 0),
+    oldestCreatedMs: oldest,
+    channels,
   };
 }
 
@@ -146,7 +161,7 @@ export async function gatherStatus(
   const [daemon, failed, outbox, delivery] = await Promise.all([
     daemonFacts(problems, manager),
     failedNow(config, problems, manager),
-    outboxFacts(directory),
+    outboxFacts(directory, config),
     lastDelivery(manager),
   ]);
   return {

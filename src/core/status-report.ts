@@ -19,11 +19,19 @@ export interface StatusSnapshot {
   readonly failedNow: readonly string[] | undefined;
   readonly incidents: readonly IncidentView[];
   readonly cap: { readonly used: number; readonly max: number };
-  readonly outbox: { readonly pending: number; readonly oldestCreatedMs: number | undefined };
+  readonly outbox: OutboxFacts & {
+    /** Each channel's queue, by the name the configuration gives it (`mail`, `webhook https://host/…`). */
+    readonly channels?: ReadonlyArray<OutboxFacts & { readonly channel: string }>;
+  };
   /** The last delivery the journal shows, e.g. `mail sent: … (250 after 1 attempt)`. */
   readonly lastDelivery: string | undefined;
   /** Why part of the picture is missing (state unreadable, systemd not answering), one line each. */
   readonly problems: readonly string[];
+}
+
+interface OutboxFacts {
+  readonly pending: number;
+  readonly oldestCreatedMs: number | undefined;
 }
 
 export interface StatusReport {
@@ -89,9 +97,20 @@ export function renderStatus(snapshot: StatusSnapshot, nowMs: number): StatusRep
     );
   }
   if (incidents.length > SHOWN_UNITS) lines.push(`  … and ${incidents.length - SHOWN_UNITS} more`);
-  lines.push(
-    `Outbox: ${outbox.pending === 0 ? 'empty' : `${plural(outbox.pending, 'mail')} waiting, the oldest queued ${ago(outbox.oldestCreatedMs ?? nowMs, nowMs)}`}`,
-  );
+  const waiting = (facts: OutboxFacts, what: string) =>
+    facts.pending === 0
+      ? 'empty'
+      : `${plural(facts.pending, what)} waiting, the oldest queued ${ago(facts.oldestCreatedMs ?? nowMs, nowMs)}`;
+  const channels = outbox.channels ?? [];
+  if (channels.length > 1) {
+    lines.push(`Outbox: ${waiting(outbox, 'notification')}`);
+    for (const channel of channels)
+      lines.push(`  ${cleanLine(channel.channel, 120)}: ${waiting(channel, 'notification')}`);
+  } else {
+    lines.push(
+      `Outbox: ${waiting(outbox, channels[0]?.channel === 'mail' || channels.length === 0 ? 'mail' : 'notification')}`,
+    );
+  }
   lines.push(`Hourly cap: ${cap.used} of ${cap.max} mails used in the last hour`);
   lines.push(
     `Last delivery: ${snapshot.lastDelivery === undefined ? 'none since start' : cleanLine(snapshot.lastDelivery, 300)}`,
@@ -106,7 +125,15 @@ export function renderStatus(snapshot: StatusSnapshot, nowMs: number): StatusRep
       failedNow: failedNow ?? null,
       incidents,
       heldFailures: held,
-      outbox: { ...outbox, oldestAgeMs: outboxAgeMs ?? null },
+      outbox: {
+        pending: outbox.pending,
+        oldestCreatedMs: outbox.oldestCreatedMs,
+        oldestAgeMs: outboxAgeMs ?? null,
+        channels: channels.map((channel) => ({
+          ...channel,
+          oldestAgeMs: channel.oldestCreatedMs === undefined ? null : nowMs - channel.oldestCreatedMs,
+        })),
+      },
       cap,
       lastDelivery: snapshot.lastDelivery ?? null,
       problems: snapshot.problems,

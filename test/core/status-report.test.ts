@@ -76,6 +76,39 @@ describe('renderStatus', () => {
     expect(report.text).toContain('Outbox: 2 mails waiting, the oldest queued 20min ago');
   });
 
+  it("shows each channel's queue once there are several, so a webhook that is down stands out", () => {
+    const report = renderStatus(
+      snapshot({
+        outbox: {
+          pending: 3,
+          oldestCreatedMs: NOW - 20 * 60_000,
+          channels: [
+            { channel: 'mail', pending: 0, oldestCreatedMs: undefined },
+            {
+              channel: 'webhook https://hooks.example.org/…',
+              pending: 3,
+              oldestCreatedMs: NOW - 20 * 60_000,
+            },
+          ],
+        },
+      }),
+      NOW,
+    );
+    expect(report.exitCode).toBe(1);
+    expect(report.text).toContain(
+      [
+        'Outbox: 3 notifications waiting, the oldest queued 20min ago',
+        '  mail: empty',
+        '  webhook https://hooks.example.org/…: 3 notifications waiting, the oldest queued 20min ago',
+      ].join('\n'),
+    );
+    const json = report.json as { outbox: { channels: { channel: string; oldestAgeMs: number | null }[] } };
+    expect(json.outbox.channels.map((channel) => [channel.channel, channel.oldestAgeMs])).toEqual([
+      ['mail', null],
+      ['webhook https://hooks.example.org/…', 20 * 60_000],
+    ]);
+  });
+
   it('is UNKNOWN when systemd could not be asked', () => {
     const report = renderStatus(
       snapshot({ failedNow: undefined, problems: ['cannot ask systemd: ECONNREFUSED'] }),

@@ -3,9 +3,10 @@ import type { Notification } from '../../src/core/notification.js';
 import { verifySignature } from '../../src/core/webhook-signature.js';
 import { HttpSink, type ReceivedRequest } from '../harness/http-sink.js';
 import { SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
+import { integrationSkipReason, repoRoot, SystemdInstance } from '../harness/systemd-instance.js';
 import {
   bootWithUnitwatch,
+  ENV_FILE,
   installUnitwatch,
   shutDown,
   startUnitwatch,
@@ -98,6 +99,22 @@ describe.skipIf(skip !== undefined)('mail and a webhook from the hardened servic
     // The barrier: the mail arrives while nothing listens on the webhook's port.
     await smtp.waitForMailAbout('hook-down.service', MAIL_WAIT_MS);
     expect(http.requests.some(aboutUnit('hook-down.service'))).toBe(false);
+    // `unitwatch status` names the queue that waits: the webhook's, not mail's.
+    const status = await box.exec([
+      process.execPath,
+      `${repoRoot}dist/cli.js`,
+      'status',
+      '--json',
+      '--env-file',
+      ENV_FILE,
+    ]);
+    const channels = (
+      JSON.parse(status.stdout) as { outbox: { channels: { channel: string; pending: number }[] } }
+    ).outbox.channels;
+    expect(channels.find((channel) => channel.channel === 'mail')?.pending).toBe(0);
+    expect(channels.find((channel) => channel.channel.startsWith('webhook http://127.0.0.1'))?.pending).toBe(
+      1,
+    );
     await http.start(port);
     await http.waitFor(
       (requests) => requests.some(aboutUnit('hook-down.service')),
