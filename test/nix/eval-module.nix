@@ -11,6 +11,7 @@
   # As the module system would hand them over: each user's entry with both fields.
   userServices ? { },
   enable ? true,
+  notify ? true,
 }:
 let
   lib = rec {
@@ -33,6 +34,7 @@ let
     boolToString = value: if value then "true" else "false";
     toList = value: if builtins.isList value then value else [ value ];
     optionalAttrs = condition: attrs: if condition then attrs else { };
+    optionals = condition: list: if condition then list else [ ];
     optionalString = condition: text: if condition then text else "";
     literalExpression = text: {
       _type = "literalExpression";
@@ -84,6 +86,7 @@ let
     services.unitwatch = {
       package = "/nix/store/stub-unitwatch";
       journalAccess = true;
+      inherit notify;
       inherit
         enable
         settings
@@ -139,5 +142,9 @@ in
   inherit (service) environment after wants;
   loadCredential = service.serviceConfig.LoadCredential or [ ];
   packageDefault = module.options.services.unitwatch.package.default;
+  # The values, with mkDefault's wrapper taken off: what the unit file gets.
+  serviceValues = builtins.mapAttrs (
+    _: value: if (value._type or null) == "override" then value.content else value
+  ) service.serviceConfig;
   cli = (builtins.head shared.content.environment.systemPackages).text;
 }

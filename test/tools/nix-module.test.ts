@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exposureOf } from '../harness/exposure.js';
 import { repoRoot } from '../harness/systemd-instance.js';
 
 interface Evaluation {
@@ -15,6 +16,7 @@ interface Evaluation {
   readonly packageDefault: string;
   readonly cli: string;
   readonly loadCredential: string[];
+  readonly serviceValues: Record<string, unknown>;
   readonly systemEnabled: boolean;
   readonly userEnabled: boolean;
   readonly cliInstalled: boolean;
@@ -59,6 +61,14 @@ function evaluate(settings: string, extra: string[] = []): Evaluation {
     { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return JSON.parse(output) as Evaluation;
+}
+
+/** The [Service] section as NixOS writes it: a list is one line per item, booleans true/false. */
+function renderedUnit(serviceValues: Record<string, unknown>): string {
+  const lines = ['[Unit]', 'Description=unitwatch', '', '[Service]'];
+  for (const [key, value] of Object.entries(serviceValues))
+    for (const item of Array.isArray(value) ? value : [value]) lines.push(`${key}=${String(item)}`);
+  return `${lines.join('\n')}\n`;
 }
 
 describe('nix/module.nix', () => {
@@ -138,6 +148,34 @@ describe('nix/module.nix', () => {
       expect.arrayContaining(['Type', 'NotifyAccess', 'User', 'Group', 'DynamicUser', 'ExecStart']),
     );
     expect(mkDefault).not.toEqual(expect.arrayContaining(['Type']));
+  });
+
+  it('renders a unit that scores 1.3 offline, and 1.1 with notify = false (Type=exec, no NotifyAccess=)', () => {
+    const withNotify = evaluate('{ UNITWATCH_TO = "a@example.org"; }');
+    expect(withNotify.serviceValues).toMatchObject({
+      Type: 'notify',
+      NotifyAccess: 'all',
+      WatchdogSec: '30s',
+    });
+    const without = evaluate('{ UNITWATCH_TO = "a@example.org"; }', ['--arg', 'notify', 'false']);
+    expect(without.serviceValues.Type).toBe('exec');
+    expect(without.serviceValues).not.toHaveProperty('NotifyAccess');
+    expect(without.serviceValues).not.toHaveProperty('WatchdogSec');
+    // Everything else is the same unit.
+    const rest = (values: Record<string, unknown>) =>
+      Object.fromEntries(
+        Object.entries(values).filter(([key]) => !['Type', 'NotifyAccess', 'WatchdogSec'].includes(key)),
+      );
+    expect(rest(without.serviceValues)).toEqual(rest(withNotify.serviceValues));
+    const scores = [
+      exposureOf(renderedUnit(withNotify.serviceValues)),
+      exposureOf(renderedUnit(without.serviceValues)),
+    ];
+    process.stdout.write(
+      `offline exposure of the module's unit: notify ${scores[0]}, without ${scores[1]}\n`,
+    );
+    expect(scores[0]).toBeLessThanOrEqual(1.3);
+    expect(scores[1]).toBeLessThanOrEqual(1.1);
   });
 
   it('orders after network.target only: the outbox retries until the network is there', () => {

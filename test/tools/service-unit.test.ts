@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import {
   renderPlainUnit,
   renderPlainUserUnit,
 } from '../../src/tools/write-unit-docs.js';
+import { exposureOf } from '../harness/exposure.js';
 
 const minimal = {
   unit: { Description: 'demo', After: ['network-online.target', 'dbus.service'] },
@@ -255,21 +255,6 @@ describe('nix/user-service.json', () => {
 });
 
 /** `systemd-analyze security --offline=yes` of a rendered unit: the overall exposure it prints. */
-function exposureOf(unitText: string, extraArguments: readonly string[] = []): number {
-  const dir = mkdtempSync(join(tmpdir(), 'unitwatch-analyze-'));
-  const path = join(dir, 'unitwatch.service');
-  writeFileSync(path, unitText);
-  // It exits non-zero only above --threshold (default 100), so a failure here is a real error.
-  // As a user manager it wants a runtime directory, even offline.
-  const output = execFileSync(
-    'systemd-analyze',
-    ['security', '--offline=yes', '--no-pager', ...extraArguments, path],
-    { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: dir } },
-  );
-  const score = /Overall exposure level for unitwatch\.service: (\d+\.\d)/.exec(output)?.[1];
-  if (score === undefined) throw new Error(`no exposure in:\n${output}`);
-  return Number(score);
-}
 
 // No skip: CI runs on a systemd host, and a missing analyzer must fail rather than pass silently.
 describe('systemd-analyze security --offline=yes of docs/unitwatch.service', () => {
