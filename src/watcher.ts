@@ -617,7 +617,10 @@ export class FailureWatcher {
       }
       await this.#deps.selfState.save({ restartsSeen: state?.restartsSeen ?? 0, lastMailMs: now() });
     }
-    const outgoing = this.#policy.failure({ kind, facts, atMs, critical });
+    // The policy's clock is now, not when the signal came: in a storm the fact reads queue up
+    // (behind a start's catch-up, say), and a digest's quiet period counted from the signals
+    // would end before the failures had reached the policy, splitting one storm into many mails.
+    const outgoing = this.#policy.failure({ kind, facts, atMs: now(), critical });
     this.#rememberDurably(key);
     // From here the failure is in the policy's state or in a mail being made, on disk once committed.
     const committed = this.#commit(outgoing);

@@ -61,6 +61,8 @@ class Host {
   readonly state = new MemoryState();
   readonly logs: { level: number; msg: string }[] = [];
   timers: Timer[] = [];
+  /** Fact reads that answer only once released: a bus busy with a start's catch-up. */
+  readonly slowFacts = new Map<string, { promise: Promise<void>; release: () => void }>();
   /** What ListUnits answers; undefined: the source has no ListUnits and removals are believed. */
   listed: string[] | undefined;
   self: SelfNotificationState | undefined;
@@ -86,6 +88,7 @@ class Host {
       logger: pino({ level: 'debug' }, { write: (line: string) => this.logs.push(JSON.parse(line)) }),
       units: {
         readFacts: async (unit) => {
+          await this.slowFacts.get(unit)?.promise;
           const facts = this.facts.get(unit);
           if (facts === undefined) throw new Error(`Unit ${unit} not loaded.`);
           return facts;
@@ -518,6 +521,43 @@ describe('FailureWatcher: catch-up finds what happened while nobody listened', (
     expect(watcher.watchedUnits).toBe(1);
     watcher.unitRemoved('tmp.service');
     expect(watcher.watchedUnits).toBe(0);
+  });
+});
+
+describe('FailureWatcher: storms', () => {
+  it('mails a storm whose fact reads lag behind its signals as one digest, not one mail per lag', async () => {
+    const host = new Host();
+    const watcher = await started(host, { UNITWATCH_RECOVERY: 'off' });
+    const units = Array.from({ length: 30 }, (_, i) => `storm-${i}.service`);
+    for (const unit of units) {
+      let release = () => {};
+      const promise = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      host.slowFacts.set(unit, { promise, release });
+      host.setFacts(unit, { invocationId: 'b'.repeat(32) });
+      watcher.handleChange(change(unit, 'active', 'running'));
+      watcher.handleChange(change(unit, 'failed', 'failed'));
+    }
+    // The reads come back one by one, 200 ms apart, over six seconds: longer than the quiet period
+    // (2 s) after the signals, but never 2 s without a failure reaching the policy.
+    // (Not watcher.settle(): it waits for the reads still held.)
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+    for (const unit of units) {
+      host.slowFacts.get(unit)?.release();
+      for (let i = 0; i < 5; i++) await turn();
+      host.nowMs += 200;
+      for (const timer of host.timers.filter((t) => t.atMs <= host.nowMs)) {
+        host.timers = host.timers.filter((t) => t !== timer);
+        timer.callback();
+      }
+      for (let i = 0; i < 5; i++) await turn();
+    }
+    await host.advance(60_000, watcher);
+    const digests = host.subjects().filter((subject) => / and \d+ more failed on web1$/.test(subject));
+    // The storm threshold's three first mails one by one, then everything else in one digest.
+    expect(host.mails).toHaveLength(4);
+    expect(digests).toHaveLength(1);
   });
 });
 
