@@ -40,7 +40,7 @@ import { cleanLine } from './core/text.js';
 export interface UnitSource {
   readFacts(unit: string, objectPath: string): Promise<UnitFacts>;
   /** A service's restart count and invocation; optional so a source without them is still a source. */
-  readRestarts?(objectPath: string): Promise<{ restarts: number | undefined; invocationId: string }>;
+  readRestarts?(objectPath: string): Promise<{ restarts: number | undefined }>;
   /** Every loaded unit (ListUnits), to confirm a removal; without it a UnitRemoved signal is believed. */
   listUnits?(): Promise<readonly ListedUnit[]>;
 }
@@ -124,6 +124,9 @@ const REMOVAL_BATCH_MS = 1_000;
 /** Diagnoses run at once; a storm queues instead of forking thousands of systemctl processes. */
 const PARALLEL_DIAGNOSES = 8;
 
+/** Restart counts read at once by a catch-up (one Get each, of every running service). */
+const PARALLEL_RESTART_READS = 4;
+
 /**
  * What happens when a unit fails, start to end: a state change from D-Bus → is the unit watched,
  * is a notification owed? → read the unit's facts at once → the policy decides what to mail when
@@ -144,6 +147,7 @@ export class FailureWatcher {
   #cancelRemovalCheck: (() => void) | undefined;
   #timerDueMs: number | undefined;
   readonly #diagnoses = new ConcurrencyLimit(PARALLEL_DIAGNOSES);
+  readonly #restartReads = new ConcurrencyLimit(PARALLEL_RESTART_READS);
   /** NRestarts of each running service at the last catch-up or failure: a crash hidden meanwhile shows. */
   readonly #restartsSeen = new Map<string, number>();
   /** False when the state directory could not be opened: held failures then live in memory only. */
@@ -310,7 +314,9 @@ export class FailureWatcher {
     );
     await Promise.all(
       running.map(async (row) => {
-        const now = await read(row.objectPath).catch(() => undefined);
+        // A few at a time: a thousand reads at once hold up the start (READY=1) and the fact reads
+        // of a storm that begins meanwhile, behind them on the bus.
+        const now = await this.#restartReads.run(() => read(row.objectPath)).catch(() => undefined);
         if (now?.restarts === undefined) return;
         const seen = this.#restartsSeen.get(row.unit);
         this.#restartsSeen.set(row.unit, now.restarts);

@@ -98,7 +98,7 @@ class Host {
             (f) => change(f.unit, '', '').objectPath === objectPath,
           );
           if (facts === undefined) throw new Error('no such unit');
-          return { restarts: facts.restarts, invocationId: facts.invocationId };
+          return { restarts: facts.restarts };
         },
         ...(this.listed === undefined
           ? {}

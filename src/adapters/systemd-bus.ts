@@ -320,12 +320,10 @@ export class SystemdBus {
    * How often systemd restarted a service, and its current invocation: compared at each catch-up
    * with what was seen before, they reveal a crash hidden by `Restart=` while nobody listened.
    */
-  async readRestarts(objectPath: string): Promise<{ restarts: number | undefined; invocationId: string }> {
-    const [restarts, invocation] = await Promise.all([
-      this.#get(objectPath, 'org.freedesktop.systemd1.Service', 'NRestarts'),
-      this.#get(objectPath, UNIT, 'InvocationID'),
-    ]);
-    return { restarts: asNumber(restarts), invocationId: asHex(invocation) };
+  /** One Get: a catch-up asks it of every running service. */
+  async readRestarts(objectPath: string): Promise<{ restarts: number | undefined }> {
+    const restarts = await this.#get(objectPath, 'org.freedesktop.systemd1.Service', 'NRestarts');
+    return { restarts: asNumber(restarts) };
   }
 
   async #getAll(objectPath: string, iface: string): Promise<Record<string, unknown>> {
