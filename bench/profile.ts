@@ -11,6 +11,7 @@ import { repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
 import { startUnitwatch } from '../test/harness/unitwatch-service.js';
 import { MailAccountant } from './lib/accounting.js';
 import { InstanceCgroups, TICKS_PER_SECOND, threadTicks } from './lib/cgroup.js';
+import { memoryBreakdown, memoryLine } from './lib/memory.js';
 import { type CpuProfile, summarizeProfile } from './lib/profile-summary.js';
 import {
   installBenchUnitwatch,
@@ -29,6 +30,10 @@ const PROFILING = process.env.BENCH_PROFILE !== '0';
 const EXTRA_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 /** Units failed (and mailed) before the measured storm, to tell JIT warm-up from steady cost. */
 const WARMUP = Number(process.env.BENCH_PROFILE_WARMUP ?? 0);
+/** Environment for the daemon beyond its settings, space-separated (BENCH_ENV='MALLOC_ARENA_MAX=2'). */
+const EXTRA_ENV = (process.env.BENCH_ENV ?? '').split(' ').filter((pair) => pair.includes('='));
+/** Seconds after the storm at which the daemon's memory is read again. */
+const MEMORY_AFTER_S = [0, 10, 30];
 const PROFILE_DIR = '/var/lib/unitwatch';
 const HOST_PROFILE_DIR = (pid: number) => `/proc/${pid}/root/var/lib/private/unitwatch`;
 
@@ -50,11 +55,16 @@ async function main(): Promise<void> {
       ...(PROFILING ? [`--cpu-prof`, `--cpu-prof-dir=${PROFILE_DIR}`] : []),
       ...EXTRA_NODE_FLAGS,
     ];
-    if (nodeFlags.length > 0) {
+    if (nodeFlags.length > 0 || EXTRA_ENV.length > 0) {
+      const execStart =
+        nodeFlags.length === 0
+          ? ''
+          : // Node refuses --cpu-prof in NODE_OPTIONS, so the command line itself is replaced.
+            `ExecStart=\nExecStart=${process.execPath} ${nodeFlags.join(' ')} -- ${repoRoot}dist/cli.js run\n`;
+      const environment = EXTRA_ENV.map((pair) => `Environment=${pair}\n`).join('');
       await instance.writeFile(
         '/etc/systemd/system/unitwatch.service.d/profile.conf',
-        // Node refuses --cpu-prof in NODE_OPTIONS, so the command line itself is replaced.
-        `[Service]\nExecStart=\nExecStart=${process.execPath} ${nodeFlags.join(' ')} -- ${repoRoot}dist/cli.js run\n`,
+        `[Service]\n${execStart}${environment}`,
       );
       await instance.systemctl('daemon-reload');
     }
@@ -70,6 +80,7 @@ async function main(): Promise<void> {
     const units = Array.from({ length: UNITS }, (_, i) => `bench-fail@prof-${i}.service`);
     const pid = unitwatchPid(cgroups);
     if (pid === undefined) throw new Error('unitwatch process not found in its cgroup');
+    log(`before the storm: ${memoryLine(memoryBreakdown(pid))}`);
     const threadsBefore = threadTicks(pid);
     const cpuBefore = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
     const stormStartUs = Number(process.hrtime.bigint() / 1000n);
@@ -86,6 +97,24 @@ async function main(): Promise<void> {
     for (const [name, ticks] of threadsAfter) {
       const ms = ((ticks - (threadsBefore.get(name) ?? 0)) * 1000) / TICKS_PER_SECOND;
       if (ms > 0) log(`  ${name}: ${ms.toFixed(0)} ms`);
+    }
+    let waitedS = 0;
+    for (const seconds of MEMORY_AFTER_S) {
+      await sleep((seconds - waitedS) * 1000);
+      waitedS = seconds;
+      const memory = memoryBreakdown(pid);
+      log(`${seconds + 2} s after the storm: ${memoryLine(memory)}`);
+      if (seconds === 0) log(`  largest anonymous mappings: ${JSON.stringify(memory?.largestAnon ?? [])}`);
+    }
+    if (EXTRA_NODE_FLAGS.some((flag) => flag.startsWith('--trace-gc'))) {
+      const gcLines = (await instance.journal('-u', 'unitwatch.service', '-o', 'cat'))
+        .split('\n')
+        .filter((line) => /Scavenge|Mark-Compact|Mark-sweep/i.test(line));
+      const fullGcs = gcLines.filter((line) => !line.includes('Scavenge'));
+      log(
+        `GC trace: ${gcLines.length} collections, ${fullGcs.length} of them full; the full ones and the last 4:\n` +
+          [...fullGcs, ...gcLines.slice(-4)].join('\n'),
+      );
     }
     await instance.systemctl('stop', 'unitwatch.service');
     if (!PROFILING) return;

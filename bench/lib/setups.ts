@@ -76,6 +76,7 @@ export async function installBenchUnitwatch(instance: SystemdInstance, env: Reco
 export async function restartUnitwatch(
   instance: SystemdInstance,
   env: Record<string, string>,
+  beforeStart?: () => Promise<void>,
 ): Promise<void> {
   await instance.systemctl('stop', 'unitwatch.service');
   await writeEnvFile(instance, env);
@@ -84,6 +85,7 @@ export async function restartUnitwatch(
   await instance.exec(['systemctl', 'reset-failed', 'bench-fail@*']);
   await instance.exec(['sh', '-c', 'rm -rf /var/lib/private/unitwatch/* /var/lib/private/unitwatch/.[!.]*']);
   await instance.exec(['systemctl', 'reset-failed', 'unitwatch.service']);
+  await beforeStart?.();
   await startUnitwatch(instance);
 }
 
