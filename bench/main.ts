@@ -17,6 +17,7 @@ import {
   installTemplate,
   loadIdleUnits,
   NOTIFIER_CGROUP,
+  ONE_BY_ONE,
   restartUnitwatch,
   STORM_WINDOW_PASSED_MS,
   unitwatchEnv,
@@ -47,8 +48,6 @@ const PLAN = QUICK
       floodSeconds: 20,
     };
 
-/** One failure at a time must be mailed one by one: lift the storm policy for those scenarios only. */
-const ONE_BY_ONE = { UNITWATCH_STORM_THRESHOLD: '1000', UNITWATCH_MAX_MAILS_PER_HOUR: '100000' };
 /** The storm the CPU bar is about, run again on a daemon that has mailed one before. */
 const WARM_STORM = 200;
 /** Seconds after the largest storm's 2 s tail at which unitwatch's memory is read once more. */

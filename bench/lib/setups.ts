@@ -12,6 +12,8 @@ export const MAIL_TO = 'ops@example.org';
 /** Past the default UNITWATCH_STORM_WINDOW (1 min), so a second storm is mailed as a first one is. */
 export const STORM_WINDOW_PASSED_MS = 65_000;
 export const HOSTNAME = 'benchhost';
+/** One failure at a time must be mailed one by one: lift the storm policy for those scenarios only. */
+export const ONE_BY_ONE = { UNITWATCH_STORM_THRESHOLD: '1000', UNITWATCH_MAX_MAILS_PER_HOUR: '100000' };
 
 /** Units both setups share: the slice, the failing template, idle units to load, targets to flip. */
 export async function installCommonUnits(instance: SystemdInstance): Promise<void> {
