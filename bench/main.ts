@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,7 +7,9 @@ import { SmtpSink } from '../test/harness/smtp-sink.js';
 import { realSystemdUnavailableReason, repoRoot, SystemdInstance } from '../test/harness/systemd-instance.js';
 import { startUnitwatch } from '../test/harness/unitwatch-service.js';
 import { MailAccountant } from './lib/accounting.js';
+import { countByComm, type ExitedProcess, ProcessAccounting } from './lib/acct.js';
 import { InstanceCgroups, rssSumKb, sampleProcess, TICKS_PER_SECOND } from './lib/cgroup.js';
+import { memoryBreakdown, memoryLine } from './lib/memory.js';
 import { writeReport } from './lib/report.js';
 import {
   installBenchUnitwatch,
@@ -15,6 +17,7 @@ import {
   installTemplate,
   loadIdleUnits,
   NOTIFIER_CGROUP,
+  ONE_BY_ONE,
   restartUnitwatch,
   STORM_WINDOW_PASSED_MS,
   unitwatchEnv,
@@ -26,7 +29,10 @@ import type {
   FloodResult,
   IdleResult,
   LatencyResult,
+  SeriesCpu,
   SetupName,
+  SpawnedCount,
+  StartupResult,
   StormRun,
 } from './lib/types.js';
 
@@ -42,10 +48,10 @@ const PLAN = QUICK
       floodSeconds: 20,
     };
 
-/** One failure at a time must be mailed one by one: lift the storm policy for those scenarios only. */
-const ONE_BY_ONE = { UNITWATCH_STORM_THRESHOLD: '1000', UNITWATCH_MAX_MAILS_PER_HOUR: '100000' };
 /** The storm the CPU bar is about, run again on a daemon that has mailed one before. */
 const WARM_STORM = 200;
+/** Seconds after the largest storm's 2 s tail at which unitwatch's memory is read once more. */
+const LATER_MEMORY_S = QUICK ? 10 : 60;
 
 function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -140,15 +146,56 @@ class Context {
   }
 }
 
+/** What one setup's processes are, among the processes that exited in the instance. */
+function notifierProcesses(
+  processes: readonly ExitedProcess[],
+  daemonNsPid: number | undefined,
+): ExitedProcess[] {
+  if (daemonNsPid !== undefined) return processes.filter((p) => p.ppid === daemonNsPid);
+  // The template: everything but the bench's own commands (their parent, nsenter, is outside the
+  // namespace: ppid 0) and the failing units themselves (sh, started by PID 1).
+  return processes.filter((p) => p.ppid !== 0 && !(p.comm === 'sh' && p.ppid === 1));
+}
+
+function spawnedCount(
+  acct: ProcessAccounting | undefined,
+  from: number,
+  daemonNsPid: number | undefined,
+  failures: number,
+): SpawnedCount | undefined {
+  if (acct === undefined) return undefined;
+  const own = notifierProcesses(acct.exitedBetween(from, acct.mark()), daemonNsPid);
+  return {
+    total: own.length,
+    perFailure: failures > 0 ? own.length / failures : 0,
+    byProgram: countByComm(own),
+  };
+}
+
+async function daemonNsPid(instance: SystemdInstance, setup: SetupName): Promise<number | undefined> {
+  if (setup !== 'unitwatch') return undefined;
+  const pid = Number(await instance.property('unitwatch.service', 'MainPID'));
+  return pid > 0 ? pid : undefined;
+}
+
 async function latencyScenario(
   ctx: Context,
   instance: SystemdInstance,
+  cgroups: InstanceCgroups,
+  acct: ProcessAccounting | undefined,
+  setup: SetupName,
   label: string,
   runs: number,
 ): Promise<LatencyResult> {
   const samplesMs: number[] = [];
   const fromExitMs: number[] = [];
   const lost: string[] = [];
+  const nsPid = await daemonNsPid(instance, setup);
+  const hostPid = setup === 'unitwatch' ? unitwatchPid(cgroups) : undefined;
+  const daemonBefore = hostPid === undefined ? undefined : sampleProcess(hostPid);
+  const cpuBefore = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
+  const systemBefore = systemCpuUs(cgroups);
+  const acctFrom = acct?.mark() ?? 0;
   for (let i = 0; i < runs; i++) {
     const unit = `bench-fail@lat-${label}-${i}.service`;
     await instance.run(['systemctl', 'start', '--no-block', unit]);
@@ -164,13 +211,49 @@ async function latencyScenario(
     // Let the notifier finish (the template's email@ unit exits after sendmail returns).
     await sleep(500);
   }
-  return { samplesMs, summary: summarize(samplesMs), fromExecMainExit: summarize(fromExitMs), lost };
+  // The last notifier's tail (a template unit exiting, a log line) belongs to the series.
+  await sleep(1000);
+  const notified = runs - lost.length;
+  const notifierUs = (cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0) - cpuBefore;
+  const systemAfter = systemCpuUs(cgroups);
+  const systemUs = Object.fromEntries(
+    Object.entries(systemAfter).map(([key, value]) => [key, value - (systemBefore[key] ?? 0)]),
+  );
+  const systemTotalUs = Object.values(systemUs).reduce((a, b) => a + b, 0);
+  const daemonAfter = hostPid === undefined ? undefined : sampleProcess(hostPid);
+  const spawned = spawnedCount(acct, acctFrom, nsPid, notified);
+  const cpu: SeriesCpu = {
+    notified,
+    notifierUs,
+    perNotificationUs: notified > 0 ? notifierUs / notified : undefined,
+    systemUs,
+    systemPerNotificationUs: notified > 0 ? systemTotalUs / notified : undefined,
+    daemonCpuMs:
+      daemonBefore === undefined || daemonAfter === undefined
+        ? undefined
+        : {
+            self: ((daemonAfter.cpuTicks - daemonBefore.cpuTicks) * 1000) / TICKS_PER_SECOND,
+            children: ((daemonAfter.childTicks - daemonBefore.childTicks) * 1000) / TICKS_PER_SECOND,
+          },
+    spawned,
+    // One journalctl per failure is the plan; each one more is a re-read after the settle pause.
+    journalRereads:
+      setup === 'unitwatch' && spawned !== undefined
+        ? (spawned.byProgram.journalctl ?? 0) - notified
+        : undefined,
+  };
+  log(
+    `${setup} one at a time (${label}): ${(notifierUs / 1000).toFixed(0)} ms notifier CPU for ${notified} mails; ` +
+      `spawned ${JSON.stringify(spawned?.byProgram ?? {})}`,
+  );
+  return { samplesMs, summary: summarize(samplesMs), fromExecMainExit: summarize(fromExitMs), lost, cpu };
 }
 
 async function stormScenario(
   ctx: Context,
   instance: SystemdInstance,
   cgroups: InstanceCgroups,
+  acct: ProcessAccounting | undefined,
   setup: SetupName,
   size: number,
   repeat: number,
@@ -190,6 +273,8 @@ async function stormScenario(
   }, 500);
   const daemonPid = setup === 'unitwatch' ? unitwatchPid(cgroups) : undefined;
   const daemonBefore = daemonPid === undefined ? undefined : sampleProcess(daemonPid);
+  const nsPid = await daemonNsPid(instance, setup);
+  const acctFrom = acct?.mark() ?? 0;
   const startedMs = Date.now();
   await instance.run(['systemctl', 'start', '--no-block', ...units]);
   const timeoutMs = 30_000 + size * 90;
@@ -223,6 +308,7 @@ async function stormScenario(
     failedUnits: facts.filter((f) => f.result === 'exit-code').length,
     failureSpreadMs: lastFailureMs - firstFailureMs,
     timeToAccountAllMs: complete ? Math.max(...seen) - firstFailureMs : undefined,
+    afterLastFailureMs: complete ? Math.max(...seen) - lastFailureMs : undefined,
     waitedMs: accountedAtMs - startedMs,
     mails: mails.length,
     lost: missing.length,
@@ -242,13 +328,21 @@ async function stormScenario(
             self: ((daemonAfter.cpuTicks - daemonBefore.cpuTicks) * 1000) / TICKS_PER_SECOND,
             children: ((daemonAfter.childTicks - daemonBefore.childTicks) * 1000) / TICKS_PER_SECOND,
           },
+    spawned: spawnedCount(acct, acctFrom, nsPid, notified),
   };
   log(
     `${setup} storm ${size}#${repeat}${daemonWarm ? ' (daemon warm)' : ''}: ${run.failedUnits} failed over ${run.failureSpreadMs.toFixed(0)} ms, ` +
       `accounted ${complete ? `in ${run.timeToAccountAllMs?.toFixed(0)} ms` : `NOT all (${missing.length} lost)`}, ` +
-      `${mails.length} mails, CPU ${(cpuUs / 1000).toFixed(0)} ms`,
+      `${mails.length} mails ${JSON.stringify(countBy(mails.map((mail) => mail.event || 'plain')))}, ` +
+      `last ${run.afterLastFailureMs?.toFixed(0) ?? '–'} ms after the last failure, CPU ${(cpuUs / 1000).toFixed(0)} ms`,
   );
   return run;
+}
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
 }
 
 /** PID 1, the bus and the journal work for both setups; reported beside the notifier's own cost. */
@@ -296,6 +390,7 @@ async function idleScenario(
     involuntarySwitchesPerSecond: (p1.involuntarySwitches - p0.involuntarySwitches) / seconds,
     threads: p1.threads,
     rssIdleKb: p1.rssKb,
+    memory: memoryBreakdown(pid),
   };
 }
 
@@ -396,6 +491,109 @@ async function floodScenario(
   };
 }
 
+/**
+ * One start of unitwatch with every loaded unit in place, watched from outside: a bus monitor in the
+ * instance sees each `Properties.Get` unitwatch sends (its start-up catch-up reads `NRestarts` and
+ * `InvocationID` of every running service), and the service's cgroup CPU is read every 10 ms.
+ */
+async function startupScenario(
+  ctx: Context,
+  instance: SystemdInstance,
+  cgroups: InstanceCgroups,
+  env: Record<string, string>,
+): Promise<StartupResult> {
+  const lines: { atMs: number; line: string }[] = [];
+  let monitor: ChildProcess | undefined;
+  const samples: { atMs: number; us: number }[] = [];
+  let sampler: NodeJS.Timeout | undefined;
+  let startedAtMs = Date.now();
+  await restartUnitwatch(instance, env, async () => {
+    monitor = spawn(
+      'nsenter',
+      [
+        '-t',
+        String(instance.pid),
+        '-m',
+        '-p',
+        '--',
+        'timeout',
+        '8',
+        'busctl',
+        'monitor',
+        '--json=short',
+        "--match=type='method_call',interface='org.freedesktop.DBus.Properties',member='Get'",
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let partial = '';
+    monitor.stdout?.on('data', (chunk: Buffer) => {
+      const atMs = Date.now();
+      const parts = (partial + chunk.toString()).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) lines.push({ atMs, line });
+    });
+    await sleep(700);
+    const baseUs = cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0;
+    startedAtMs = Date.now();
+    // Runs while `systemctl start` waits for READY=1, so the samples cover the whole start.
+    sampler = setInterval(() => {
+      samples.push({ atMs: Date.now(), us: (cgroups.cpuUs(NOTIFIER_CGROUP)?.us ?? 0) - baseUs });
+    }, 10);
+  });
+  await sleep(Math.max(0, startedAtMs + 5000 - Date.now()));
+  clearInterval(sampler);
+  await new Promise<void>((resolve) => {
+    if (monitor === undefined || monitor.exitCode !== null) resolve();
+    else monitor.once('close', () => resolve());
+  });
+  const startMono = Number(await instance.property('unitwatch.service', 'ExecMainStartTimestampMonotonic'));
+  const activeMono = Number(await instance.property('unitwatch.service', 'ActiveEnterTimestampMonotonic'));
+  const startMs = ctx.wallMs(startMono);
+  const readyAtMs = ctx.wallMs(activeMono);
+  const bySender = new Map<string, number[]>();
+  for (const { atMs, line } of lines) {
+    if (!line.startsWith('{')) continue;
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (message.member !== 'Get') continue;
+    const stamp = Number(message['timestamp-realtime']);
+    const when = Number.isFinite(stamp) && stamp > 0 ? stamp / 1000 : atMs;
+    const sender = String(message.sender ?? '');
+    bySender.set(sender, [...(bySender.get(sender) ?? []), when]);
+  }
+  // unitwatch is the client that sent the most Gets; systemctl and the bench send next to none.
+  const gets = [...bySender.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+  const lastGetMs = gets.length === 0 ? undefined : Math.max(...gets);
+  const cpuAt = (ms: number | undefined) =>
+    ms === undefined ? undefined : (samples.find((sample) => sample.atMs >= ms)?.us ?? Number.NaN) / 1000;
+  const running = (
+    await instance.run([
+      'systemctl',
+      'list-units',
+      '--type=service',
+      '--state=active',
+      '--no-legend',
+      '--plain',
+    ])
+  )
+    .trim()
+    .split('\n')
+    .filter((line) => line.trim() !== '').length;
+  return {
+    readyMs: readyAtMs - startMs,
+    catchUpEndMs: lastGetMs === undefined ? undefined : lastGetMs - startMs,
+    getCalls: gets.length,
+    runningServices: running,
+    cpuToReadyMs: cpuAt(readyAtMs),
+    cpuToCatchUpEndMs: cpuAt(lastGetMs),
+    cpuFirst5sMs: (samples.at(-1)?.us ?? 0) / 1000,
+  };
+}
+
 /** Bytes waiting in unitwatch's unix sockets (the bus connection among them) that it has not read yet. */
 function socketRecvQueue(pid: number): number {
   try {
@@ -435,19 +633,41 @@ async function benchUnitwatch(ctx: Context, results: BenchResults): Promise<void
       ready.push(await readyMs(instance));
     }
     results.unitwatchReadyMs = summarize(ready);
-    log(
-      `unitwatch: ready in ${results.unitwatchReadyMs.median?.toFixed(0)} ms (median); idle ${PLAN.idleSeconds} s`,
-    );
+    log(`unitwatch: ready in ${results.unitwatchReadyMs.median?.toFixed(0)} ms (median)`);
+    results.startup = [];
+    for (let i = 0; i < (QUICK ? 1 : 3); i++) {
+      const startup = await startupScenario(ctx, instance, cgroups, oneByOne.env);
+      results.startup.push(startup);
+      log(`unitwatch: start-up ${JSON.stringify(startup)}`);
+    }
+    log(`unitwatch: idle ${PLAN.idleSeconds} s`);
     results.idle = await idleScenario(instance, cgroups, PLAN.idleSeconds);
     results.cpuSource = cgroups.cpuUs(NOTIFIER_CGROUP)?.source ?? 'none';
     log(`unitwatch: idle ${JSON.stringify(results.idle)}`);
 
-    results.latency.unitwatch = await latencyScenario(ctx, instance, 'u', PLAN.latencyRuns);
+    const acct = new ProcessAccounting(instance);
+    const counting = await acct.start();
+    if (!counting) log('process accounting unavailable: spawned commands are not counted');
+    const acctOrNone = counting ? acct : undefined;
+    results.latency.unitwatch = await latencyScenario(
+      ctx,
+      instance,
+      cgroups,
+      acctOrNone,
+      'unitwatch',
+      'u',
+      PLAN.latencyRuns,
+    );
     log(`unitwatch: latency ${JSON.stringify(results.latency.unitwatch.summary)}`);
     await restartUnitwatch(instance, settleZero.env);
+    // The start-up catch-up is over well within this; the series then costs only its failures.
+    await sleep(5000);
     results.latency['unitwatch, journal settle 0'] = await latencyScenario(
       ctx,
       instance,
+      cgroups,
+      acctOrNone,
+      'unitwatch',
       'u0',
       PLAN.latencyRuns,
     );
@@ -463,11 +683,29 @@ async function benchUnitwatch(ctx: Context, results: BenchResults): Promise<void
       for (let repeat = 0; repeat < PLAN.stormRepeats; repeat++) {
         // A fresh daemon per storm with default policy: one storm's hourly cap must not spill into the next.
         await restartUnitwatch(instance, defaults.env);
-        results.storms.unitwatch.push(await stormScenario(ctx, instance, cgroups, 'unitwatch', size, repeat));
+        results.storms.unitwatch.push(
+          await stormScenario(ctx, instance, cgroups, acctOrNone, 'unitwatch', size, repeat),
+        );
         const pid = unitwatchPid(cgroups);
         const sample = pid === undefined ? undefined : sampleProcess(pid);
-        if (sample !== undefined) {
-          results.unitwatchMemory.push({ size, repeat, rssAfterKb: sample.rssKb, peakRssKb: sample.hwmKb });
+        if (sample !== undefined && pid !== undefined) {
+          const memory = memoryBreakdown(pid);
+          results.unitwatchMemory.push({
+            size,
+            repeat,
+            rssAfterKb: sample.rssKb,
+            peakRssKb: sample.hwmKb,
+            memory,
+          });
+          log(`unitwatch after the ${size}-unit storm: ${memoryLine(memory)}`);
+        }
+        if (size === Math.max(...PLAN.storms) && repeat === PLAN.stormRepeats - 1 && pid !== undefined) {
+          // V8 gives back the heap it grew in a storm only when a later GC reduces it: look again later.
+          await sleep(LATER_MEMORY_S * 1000);
+          const later = memoryBreakdown(pid);
+          if (later !== undefined)
+            results.unitwatchMemoryLater = { size, afterS: LATER_MEMORY_S + 2, memory: later };
+          log(`unitwatch ${LATER_MEMORY_S + 2} s after the ${size}-unit storm: ${memoryLine(later)}`);
         }
       }
     }
@@ -477,11 +715,19 @@ async function benchUnitwatch(ctx: Context, results: BenchResults): Promise<void
       await restartUnitwatch(instance, defaults.env);
       // The warming storm is one more run on a fresh daemon, counted with the others.
       results.storms.unitwatch.push(
-        await stormScenario(ctx, instance, cgroups, 'unitwatch', WARM_STORM, PLAN.stormRepeats + repeat),
+        await stormScenario(
+          ctx,
+          instance,
+          cgroups,
+          acctOrNone,
+          'unitwatch',
+          WARM_STORM,
+          PLAN.stormRepeats + repeat,
+        ),
       );
       await sleep(STORM_WINDOW_PASSED_MS);
       results.storms.unitwatch.push(
-        await stormScenario(ctx, instance, cgroups, 'unitwatch', WARM_STORM, repeat, true),
+        await stormScenario(ctx, instance, cgroups, acctOrNone, 'unitwatch', WARM_STORM, repeat, true),
       );
     }
   } finally {
@@ -497,12 +743,24 @@ async function benchTemplate(ctx: Context, results: BenchResults): Promise<void>
     await installCommonUnits(instance);
     await loadIdleUnits(instance, PLAN.idleUnits);
     await installTemplate(instance, ctx.smtp.port);
-    results.latency.template = await latencyScenario(ctx, instance, 't', PLAN.latencyRuns);
+    const acct = new ProcessAccounting(instance);
+    const acctOrNone = (await acct.start()) ? acct : undefined;
+    results.latency.template = await latencyScenario(
+      ctx,
+      instance,
+      cgroups,
+      acctOrNone,
+      'template',
+      't',
+      PLAN.latencyRuns,
+    );
     await instance.exec(['systemctl', 'reset-failed', 'bench-fail@*', 'email@*']);
     log(`template: latency ${JSON.stringify(results.latency.template.summary)}`);
     for (const size of PLAN.storms) {
       for (let repeat = 0; repeat < PLAN.stormRepeats; repeat++) {
-        results.storms.template.push(await stormScenario(ctx, instance, cgroups, 'template', size, repeat));
+        results.storms.template.push(
+          await stormScenario(ctx, instance, cgroups, acctOrNone, 'template', size, repeat),
+        );
         // Let every email@ unit finish, and clear the failed units as unitwatch's restarts do.
         await sleep(3000);
         await instance.exec(['systemctl', 'reset-failed', 'bench-fail@*', 'email@*']);

@@ -8,7 +8,15 @@ const NAMED_UNIT = /bench-fail@([A-Za-z0-9_:.-]+?)\.service/g;
 export interface AccountedMail {
   readonly receivedAtMs: number;
   readonly units: readonly string[];
+  /** `X-Unitwatch-Event` (failed, digest, …); empty for the template's mails. */
+  readonly event: string;
 }
+
+/**
+ * unitwatch's closing line on what else is down ("Also failing on host: a, b and 40 more."): a
+ * mention, not a notification of those failures, so it does not account for them.
+ */
+const FAILING_NOW_LINE = /^(Also|Still) failing on .*$/gm;
 
 /**
  * Accounts failures by the unit names found anywhere in a received mail (subject, headers, body),
@@ -37,10 +45,11 @@ export class MailAccountant {
         continue;
       }
       const header = String(mail.parsed.headers.get('x-unitwatch-unit') ?? '');
-      const haystack = `${mail.parsed.subject ?? ''}\n${header}\n${mail.parsed.text ?? ''}`;
+      const body = (mail.parsed.text ?? '').replace(FAILING_NOW_LINE, '');
+      const haystack = `${mail.parsed.subject ?? ''}\n${header}\n${body}`;
       const units = new Set<string>();
       for (const match of haystack.matchAll(NAMED_UNIT)) units.add(`${FAIL_TEMPLATE}${match[1]}.service`);
-      this.accounted.push({ receivedAtMs: mail.receivedAtMs, units: [...units] });
+      this.accounted.push({ receivedAtMs: mail.receivedAtMs, units: [...units], event });
       for (const unit of units) {
         if (!this.#firstSeenMs.has(unit)) this.#firstSeenMs.set(unit, mail.receivedAtMs);
       }

@@ -12,6 +12,8 @@ export const MAIL_TO = 'ops@example.org';
 /** Past the default UNITWATCH_STORM_WINDOW (1 min), so a second storm is mailed as a first one is. */
 export const STORM_WINDOW_PASSED_MS = 65_000;
 export const HOSTNAME = 'benchhost';
+/** One failure at a time must be mailed one by one: lift the storm policy for those scenarios only. */
+export const ONE_BY_ONE = { UNITWATCH_STORM_THRESHOLD: '1000', UNITWATCH_MAX_MAILS_PER_HOUR: '100000' };
 
 /** Units both setups share: the slice, the failing template, idle units to load, targets to flip. */
 export async function installCommonUnits(instance: SystemdInstance): Promise<void> {
@@ -76,6 +78,7 @@ export async function installBenchUnitwatch(instance: SystemdInstance, env: Reco
 export async function restartUnitwatch(
   instance: SystemdInstance,
   env: Record<string, string>,
+  beforeStart?: () => Promise<void>,
 ): Promise<void> {
   await instance.systemctl('stop', 'unitwatch.service');
   await writeEnvFile(instance, env);
@@ -84,6 +87,7 @@ export async function restartUnitwatch(
   await instance.exec(['systemctl', 'reset-failed', 'bench-fail@*']);
   await instance.exec(['sh', '-c', 'rm -rf /var/lib/private/unitwatch/* /var/lib/private/unitwatch/.[!.]*']);
   await instance.exec(['systemctl', 'reset-failed', 'unitwatch.service']);
+  await beforeStart?.();
   await startUnitwatch(instance);
 }
 
