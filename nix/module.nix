@@ -336,7 +336,7 @@ in
       default = true;
       description = ''
         Whether the daemon runs as `Type=notify`: it reports readiness once it is on the bus,
-        keeps a `STATUS=` line (shown by `systemctl status unitwatch`) and feeds a 30 s
+        keeps a `STATUS=` line (shown by `systemctl status unitwatch`) and feeds a 2 min
         watchdog, so a hung daemon, or one that has lost the bus, is restarted. Node cannot send
         the notifications from its main process, so this needs `NotifyAccess=all`, which
         `systemd-analyze security` counts: 1.3 with it, 1.1 without. `false` makes it

@@ -111,7 +111,7 @@ describe.skipIf(skip !== undefined)('docs/install-debian.md, run word for word i
 
     expect(await box.property('unitwatch.service', 'ActiveState')).toBe('active');
     expect(await box.property('unitwatch.service', 'ExecStart')).toContain('/opt/unitwatch/bin/unitwatch');
-    expect(await box.property('unitwatch.service', 'WatchdogUSec')).toBe('30s');
+    expect(await box.property('unitwatch.service', 'WatchdogUSec')).toBe('2min');
 
     await smtp.waitFor(
       (mails) => mails.some((mail) => mail.parsed.subject?.startsWith('[unitwatch] test mail from') === true),

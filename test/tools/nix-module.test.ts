@@ -155,7 +155,7 @@ describe('nix/module.nix', () => {
     expect(withNotify.serviceValues).toMatchObject({
       Type: 'notify',
       NotifyAccess: 'all',
-      WatchdogSec: '30s',
+      WatchdogSec: '2min',
     });
     const without = evaluate('{ UNITWATCH_TO = "a@example.org"; }', ['--arg', 'notify', 'false']);
     expect(without.serviceValues.Type).toBe('exec');

@@ -172,7 +172,7 @@ describe('nix/service.json', () => {
     expect(s).toMatchObject({
       Type: 'notify',
       NotifyAccess: 'all',
-      WatchdogSec: '30s',
+      WatchdogSec: '2min',
       PrivateMounts: true,
       Restart: 'always',
       RestartPreventExitStatus: 78,
@@ -209,7 +209,7 @@ describe('nix/user-service.json', () => {
     expect(definition.service).toMatchObject({
       Type: 'notify',
       NotifyAccess: 'all',
-      WatchdogSec: '30s',
+      WatchdogSec: '2min',
       RestartPreventExitStatus: 78,
       StateDirectory: 'unitwatch',
       ProtectHome: 'read-only',
