@@ -21,6 +21,16 @@ let
     ;
 
   cfg = config.services.unitwatch;
+
+  # A file named by its absolute path as a string, never a path literal, which would copy a secret
+  # into the world-readable store.
+  fileOption =
+    example: description:
+    mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      inherit example description;
+    };
   definition = lib.importJSON ./service.json;
   userDefinition = lib.importJSON ./user-service.json;
 
@@ -244,26 +254,15 @@ in
       '';
     };
 
-    environmentFile = mkOption {
-      # A string, not a path: a path literal would copy the secret into the store.
-      type = types.nullOr (types.strMatching "/.+");
-      default = null;
-      example = "/run/secrets/unitwatch.env";
-      description = ''
+    environmentFile = fileOption "/run/secrets/unitwatch.env" ''
         File of `UNITWATCH_*=value` lines read by systemd when the service starts, for
         anything that must stay out of the store. Its values override {option}`settings`.
-      '';
-    };
+    '';
 
-    smtpPasswordFile = mkOption {
-      type = types.nullOr (types.strMatching "/.+");
-      default = null;
-      example = "/run/secrets/unitwatch-smtp-password";
-      description = ''
+    smtpPasswordFile = fileOption "/run/secrets/unitwatch-smtp-password" ''
         File holding the SMTP password, passed to the daemon as the systemd credential
         `smtp-password`, so the file can stay readable by root only.
-      '';
-    };
+    '';
 
     userServices = mkOption {
       type = types.attrsOf (
@@ -278,17 +277,12 @@ in
                 They land in the world-readable store: no secrets here.
               '';
             };
-            environmentFile = mkOption {
-              type = types.nullOr (types.strMatching "/.+");
-              default = null;
-              example = "/home/alice/.config/unitwatch/unitwatch.env";
-              description = ''
+            environmentFile = fileOption "/home/alice/.config/unitwatch/unitwatch.env" ''
                 File of `UNITWATCH_*=value` lines read by the daemon itself (`--env-file`) as this
                 user, so it may be a file the user owns (mode 0600). Its values override
                 {option}`settings`. An SMTP password goes in a file it names with
                 `UNITWATCH_SMTP_PASSWORD_FILE`.
-              '';
-            };
+            '';
           };
         }
       );
@@ -311,25 +305,15 @@ in
       '';
     };
 
-    webhookSecretFile = mkOption {
-      type = types.nullOr (types.strMatching "/.+");
-      default = null;
-      example = "/run/secrets/unitwatch-webhook-secret";
-      description = ''
+    webhookSecretFile = fileOption "/run/secrets/unitwatch-webhook-secret" ''
         File holding the key every webhook request is signed with (HMAC-SHA256, see
         docs/channels.md), passed to the daemon as the systemd credential `webhook-secret`.
-      '';
-    };
+    '';
 
-    ntfyTokenFile = mkOption {
-      type = types.nullOr (types.strMatching "/.+");
-      default = null;
-      example = "/run/secrets/ntfy-token";
-      description = ''
+    ntfyTokenFile = fileOption "/run/secrets/ntfy-token" ''
         With `UNITWATCH_WEBHOOK_FORMAT = "ntfy"`: file holding the ntfy access token, passed to
         the daemon as the systemd credential `ntfy-token`.
-      '';
-    };
+    '';
 
     notify = mkOption {
       type = types.bool;

@@ -11,6 +11,7 @@
   },
   # A site's own definitions, merged with the module's as in a configuration.nix.
   site ? { },
+  userServices ? { },
 }:
 let
   inherit (lib) mkOption types;
@@ -21,6 +22,7 @@ let
   stubs = {
     options = {
       systemd.services = loose;
+      systemd.user.services = loose;
       systemd.package = mkOption { type = types.anything; };
       users.users = loose;
       users.groups = loose;
@@ -44,6 +46,7 @@ let
   pkgs = {
     callPackage = _: _: stubPackage "unitwatch";
     writeShellScriptBin = name: text: { inherit name text; };
+    writeShellScript = name: text: "/nix/store/00000000000000000000000000000000-${name}";
   };
   evaluated = lib.evalModules {
     modules = [
@@ -54,7 +57,7 @@ let
           services.unitwatch = {
             enable = true;
             package = stubPackage "unitwatch";
-            inherit settings;
+            inherit settings userServices;
           };
           systemd.package = stubPackage "systemd";
         };
@@ -70,4 +73,5 @@ in
   failed = map (assertion: assertion.message) (builtins.filter (a: !a.assertion) config.assertions);
   inherit (service) serviceConfig environment;
   users = builtins.attrNames config.users.users;
+  userUnit = config.systemd.user.services.unitwatch or null;
 }
