@@ -230,7 +230,9 @@ describe('unitwatch with a bad configuration', () => {
       const { code, stderr } = await unitwatch(['test-email', '--env-file', file], {}, NOBODY);
       expect(stderr).toContain(`UNITWATCH_SMTP_PASSWORD_FILE: cannot read ${passwordFile} (EACCES)`);
       expect(stderr).toContain('DynamicUser=');
-      expect(stderr).toContain(`LoadCredential=smtp-password:${passwordFile}`);
+      expect(stderr).toContain(
+        `LoadCredential=smtp-password:${passwordFile} (NixOS: services.unitwatch.smtpPasswordFile), and unset UNITWATCH_SMTP_PASSWORD_FILE`,
+      );
       expect(code).toBe(EX_CONFIG);
     },
   );

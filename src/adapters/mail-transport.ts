@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import nodemailer, { type Transporter } from 'nodemailer';
 import {
@@ -13,6 +12,7 @@ import type { ComposedMail } from '../core/message.js';
 import { explainSmtpError } from '../core/smtp-errors.js';
 import { ConfigError } from '../errors/config-error.js';
 import { MailDeliveryError } from '../errors/mail-error.js';
+import { readSecretFile } from './secret-file.js';
 
 export interface DeliveryReceipt {
   readonly accepted: readonly string[];
@@ -30,45 +30,14 @@ export async function readSmtpPassword(
 ): Promise<string | undefined> {
   if (transport === undefined || transport.kind !== 'smtp' || transport.passwordFile === undefined)
     return undefined;
-  const file = transport.passwordFile;
-  let password: string;
-  try {
-    password = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError([
-      {
-        key: 'UNITWATCH_SMTP_PASSWORD_FILE',
-        message: unreadablePasswordMessage(file, transport.passwordSource, code ?? String(error)),
-      },
-    ]);
-  }
-  if (password === '') {
-    throw new ConfigError([{ key: 'UNITWATCH_SMTP_PASSWORD_FILE', message: `${file} is empty` }]);
-  }
-  return password;
-}
-
-function unreadablePasswordMessage(
-  file: string,
-  source: SmtpTransportConfig['passwordSource'],
-  code: string,
-): string {
-  if (source === 'credential') {
-    return (
-      `unset, and the systemd credential smtp-password cannot be read (${file}: ${code}): add ` +
-      'LoadCredential=smtp-password:/path/to/file to the unit (NixOS: services.unitwatch.smtpPasswordFile), ' +
-      'or set UNITWATCH_SMTP_PASSWORD_FILE'
-    );
-  }
-  if (code === 'EACCES' || code === 'EPERM') {
-    return (
-      `cannot read ${file} (${code}): the service runs as its own user (DynamicUser=), which may not read ` +
-      `it. Hand it over as a systemd credential instead: LoadCredential=smtp-password:${file} ` +
-      '(NixOS: services.unitwatch.smtpPasswordFile), and unset UNITWATCH_SMTP_PASSWORD_FILE'
-    );
-  }
-  return `cannot read ${file} (${code})`;
+  return readSecretFile({
+    file: transport.passwordFile,
+    source: transport.passwordSource,
+    variable: 'UNITWATCH_SMTP_PASSWORD_FILE',
+    credential: 'smtp-password',
+    nixosOption: 'services.unitwatch.smtpPasswordFile',
+    credentialRequired: true,
+  });
 }
 
 /**
