@@ -207,17 +207,29 @@ async function readFilterConfig(envFile: string | undefined, user: boolean): Pro
   );
 }
 
+/** What `status` and `check` ask systemd with: the manager and the filter configuration, or why not. */
+async function queryTarget(
+  envFile: string | undefined,
+  user: boolean,
+): Promise<{ config: StatelessConfig; manager: ServiceManager } | { problem: string }> {
+  const manager = serviceManager(user);
+  if (typeof manager === 'string') return { problem: manager };
+  try {
+    return { config: await readFilterConfig(envFile, user), manager };
+  } catch (error) {
+    return { problem: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 /** `unitwatch status`: the daemon's unit, the failed units, and the state it saved, read-only. */
 async function status(envFile: string | undefined, json: boolean, user: boolean): Promise<number> {
-  let config: StatelessConfig;
-  const manager = serviceManager(user);
-  try {
-    if (typeof manager === 'string') throw new Error(manager);
-    config = await readFilterConfig(envFile, user);
-  } catch (error) {
-    process.stderr.write(`unitwatch: ${error instanceof Error ? error.message : String(error)}\n`);
+  const target = await queryTarget(envFile, user);
+  if ('problem' in target) {
+    process.stderr.write(`unitwatch: ${target.problem}\n`);
     return CHECK_UNKNOWN;
   }
+  const { manager } = target;
+  let { config } = target;
   // Outside the user unit there is no $STATE_DIRECTORY: look where its StateDirectory= may be.
   if (
     user &&
@@ -233,16 +245,13 @@ async function status(envFile: string | undefined, json: boolean, user: boolean)
 }
 
 async function check(envFile: string | undefined, user: boolean): Promise<number> {
-  let config: StatelessConfig;
-  const manager = serviceManager(user);
-  try {
-    if (typeof manager === 'string') throw new Error(manager);
-    config = await readFilterConfig(envFile, user);
-  } catch (error) {
-    const result = unknownCheck(error instanceof Error ? error.message : String(error));
+  const target = await queryTarget(envFile, user);
+  if ('problem' in target) {
+    const result = unknownCheck(target.problem);
     process.stdout.write(`${result.line}\n`);
     return result.exitCode;
   }
+  const { config, manager } = target;
   let result: CheckResult;
   try {
     result = evaluateCheck(await listUnitsOnce(10_000, manager), unitFilter(config), config.critical);
