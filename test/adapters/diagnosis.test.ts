@@ -256,6 +256,8 @@ describe('gatherJournals and gatherDiagnosis against a stand-in journalctl and s
   const calls = async () =>
     (await readFile(argvLog(), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
   const reset = () => rm(argvLog(), { force: true });
+  /** The limits of every call below, with the stand-in commands (known once beforeAll ran). */
+  const options = () => ({ statusLines: 20, timeoutMs: 5_000, maxBytes: 65_536, systemctl, journalctl });
 
   it('makes one journalctl call for all units of a digest', async () => {
     await reset();
@@ -287,13 +289,7 @@ describe('gatherJournals and gatherDiagnosis against a stand-in journalctl and s
 
   it('reads status without the journal (--lines=0) and the journal once, and reports it settled', async () => {
     await reset();
-    const diagnosis = await gatherDiagnosis('a.service', A, {
-      statusLines: 20,
-      timeoutMs: 5_000,
-      maxBytes: 65_536,
-      systemctl,
-      journalctl,
-    });
+    const diagnosis = await gatherDiagnosis('a.service', A, options());
     const made = await calls();
     expect(made).toHaveLength(2);
     expect(made).toContain('systemctl status --full --no-pager --lines=0 -- a.service');
@@ -312,11 +308,7 @@ describe('gatherJournals and gatherDiagnosis against a stand-in journalctl and s
   it("asks a user manager's units with systemctl --user and journalctl --user, and says so", async () => {
     await reset();
     const diagnosis = await gatherDiagnosis('a.service', A, {
-      statusLines: 20,
-      timeoutMs: 5_000,
-      maxBytes: 65_536,
-      systemctl,
-      journalctl,
+      ...options(),
       scope: 'user',
     });
     const made = await calls();
@@ -331,22 +323,10 @@ describe('gatherJournals and gatherDiagnosis against a stand-in journalctl and s
   });
 
   it('refreshJournal reads only the journal again and keeps the status', async () => {
-    const first = await gatherDiagnosis('b.service', B, {
-      statusLines: 20,
-      timeoutMs: 5_000,
-      maxBytes: 65_536,
-      systemctl,
-      journalctl,
-    });
+    const first = await gatherDiagnosis('b.service', B, options());
     expect(first.settled).toBe(false);
     await reset();
-    const again = await refreshJournal(first, B, {
-      statusLines: 20,
-      timeoutMs: 5_000,
-      maxBytes: 65_536,
-      systemctl,
-      journalctl,
-    });
+    const again = await refreshJournal(first, B, options());
     const made = await calls();
     expect(made).toHaveLength(1);
     expect(made[0]).toMatch(/^journalctl /);
@@ -355,13 +335,7 @@ describe('gatherJournals and gatherDiagnosis against a stand-in journalctl and s
 
   it('asks journalctl nothing for an invocation id that is not 32 hex digits', async () => {
     await reset();
-    const diagnosis = await gatherDiagnosis('a.service', '$(reboot)', {
-      statusLines: 20,
-      timeoutMs: 5_000,
-      maxBytes: 65_536,
-      systemctl,
-      journalctl,
-    });
+    const diagnosis = await gatherDiagnosis('a.service', '$(reboot)', options());
     expect(await calls()).toEqual(['systemctl status --full --no-pager --lines=0 -- a.service']);
     expect(diagnosis.journal).toBeUndefined();
   });

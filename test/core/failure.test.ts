@@ -8,6 +8,7 @@ import {
   UnitStateTracker,
   type UnitStateView,
 } from '../../src/core/failure.js';
+import { unitFacts } from '../fixtures/unit-facts.js';
 
 function state(activeState: string, subState: string): UnitStateView {
   return { activeState, subState };
@@ -19,19 +20,11 @@ const autoRestart = state('activating', 'auto-restart');
 const inactive = state('inactive', 'dead');
 const activating = state('activating', 'start');
 
-const facts: UnitFacts = {
-  unit: 'nginx.service',
+const facts: UnitFacts = unitFacts('nginx.service', {
   description: 'Web server',
-  activeState: 'failed',
-  subState: 'failed',
-  result: 'exit-code',
-  execMainCode: 1,
-  execMainStatus: 1,
-  restarts: 0,
   invocationId: '0123456789abcdef0123456789abcdef',
   inactiveEnterTimestampUs: 1_700_000_000_000_000,
-  fragmentPath: '/etc/systemd/system/nginx.service',
-};
+});
 
 describe('failureKindOf', () => {
   it('owes a notification when a running unit enters failed', () => {

@@ -1,8 +1,13 @@
 import { loadServiceDefinition, renderUnitFile } from '../../src/tools/service-unit.js';
 import type { SmtpSink } from './smtp-sink.js';
-import { repoRoot, SystemdInstance } from './systemd-instance.js';
+import { type ExecResult, repoRoot, SystemdInstance } from './systemd-instance.js';
 
 export const ENV_FILE = '/etc/unitwatch/unitwatch.env';
+
+/** `unitwatch ARGS --env-file ENV_FILE` as root inside the instance, as an operator types it. */
+export function unitwatchCommand(instance: SystemdInstance, ...args: string[]): Promise<ExecResult> {
+  return instance.exec([process.execPath, '--', `${repoRoot}dist/cli.js`, ...args, '--env-file', ENV_FILE]);
+}
 
 /**
  * Installs unitwatch inside a booted instance exactly as users run it: the unit rendered from

@@ -3,13 +3,13 @@ import type { Notification } from '../../src/core/notification.js';
 import { verifySignature } from '../../src/core/webhook-signature.js';
 import { HttpSink, type ReceivedRequest } from '../harness/http-sink.js';
 import { SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, repoRoot, SystemdInstance } from '../harness/systemd-instance.js';
+import { integrationSkipReason, SystemdInstance } from '../harness/systemd-instance.js';
 import {
   bootWithUnitwatch,
-  ENV_FILE,
   installUnitwatch,
   shutDown,
   startUnitwatch,
+  unitwatchCommand,
 } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
@@ -100,14 +100,7 @@ describe.skipIf(skip !== undefined)('mail and a webhook from the hardened servic
     await smtp.waitForMailAbout('hook-down.service', MAIL_WAIT_MS);
     expect(http.requests.some(aboutUnit('hook-down.service'))).toBe(false);
     // `unitwatch status` names the queue that waits: the webhook's, not mail's.
-    const status = await box.exec([
-      process.execPath,
-      `${repoRoot}dist/cli.js`,
-      'status',
-      '--json',
-      '--env-file',
-      ENV_FILE,
-    ]);
+    const status = await unitwatchCommand(box, 'status', '--json');
     const channels = (
       JSON.parse(status.stdout) as { outbox: { channels: { channel: string; pending: number }[] } }
     ).outbox.channels;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, repoRoot, type SystemdInstance } from '../harness/systemd-instance.js';
-import { bootWithUnitwatch, ENV_FILE, shutDown } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, shutDown, unitwatchCommand } from '../harness/unitwatch-service.js';
 import { waitUntil } from '../harness/wait.js';
 
 const skip = integrationSkipReason();
@@ -188,13 +188,7 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     expect(smtp.mails).toHaveLength(2);
 
     // What an operator asks when nothing arrives: `unitwatch status`, as root, while it runs.
-    const status = await instance.exec([
-      process.execPath,
-      `${repoRoot}dist/cli.js`,
-      'status',
-      '--env-file',
-      ENV_FILE,
-    ]);
+    const status = await unitwatchCommand(instance, 'status');
     process.stdout.write(`unitwatch status (exit ${status.code}):\n${status.stdout}${status.stderr}`);
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/^unitwatch is running since /);
@@ -207,14 +201,7 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
     expect(status.stdout).toMatch(/over1\.service: 1 failure since .*, in digest \(1 held\), next mail /);
     expect(status.stdout).toContain('Hourly cap: 2 of 2 mails used in the last hour');
     expect(status.stdout).toMatch(/Last delivery: mail sent: .* \(250 after 1 attempt\)/);
-    const json = await instance.exec([
-      process.execPath,
-      `${repoRoot}dist/cli.js`,
-      'status',
-      '--json',
-      '--env-file',
-      ENV_FILE,
-    ]);
+    const json = await unitwatchCommand(instance, 'status', '--json');
     expect(JSON.parse(json.stdout)).toMatchObject({ exitCode: 1, heldFailures: 4, cap: { used: 2, max: 2 } });
 
     // SIGHUP with failures held: not a reload, not a stop; nothing held is lost.
@@ -226,13 +213,7 @@ describe.skipIf(skip !== undefined)('failures held by the hourly cap across a ki
       WAIT_MS,
     );
     expect(await instance.property('unitwatch.service', 'MainPID')).toBe(pid);
-    const afterHup = await instance.exec([
-      process.execPath,
-      `${repoRoot}dist/cli.js`,
-      'status',
-      '--env-file',
-      ENV_FILE,
-    ]);
+    const afterHup = await unitwatchCommand(instance, 'status');
     expect(afterHup.stdout).toContain('Open incidents: 6, 4 failures held for a later mail');
   });
 });

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceivedMail, SmtpSink } from '../harness/smtp-sink.js';
-import { integrationSkipReason, repoRoot, type SystemdInstance } from '../harness/systemd-instance.js';
-import { bootWithUnitwatch, ENV_FILE, shutDown } from '../harness/unitwatch-service.js';
+import { integrationSkipReason, type SystemdInstance } from '../harness/systemd-instance.js';
+import { bootWithUnitwatch, shutDown, unitwatchCommand } from '../harness/unitwatch-service.js';
 
 const skip = integrationSkipReason();
 const STORM_SIZE = 200;
@@ -30,14 +30,7 @@ describe.skipIf(skip !== undefined)('notification policy in a real systemd', () 
   const smtp = new SmtpSink();
 
   async function check(): Promise<{ code: number | null; line: string }> {
-    const result = await instance.exec([
-      process.execPath,
-      '--',
-      `${repoRoot}dist/cli.js`,
-      'check',
-      '--env-file',
-      ENV_FILE,
-    ]);
+    const result = await unitwatchCommand(instance, 'check');
     return { code: result.code, line: result.stdout.trim() };
   }
 
