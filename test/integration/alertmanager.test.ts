@@ -13,12 +13,17 @@ import { waitUntil } from '../harness/wait.js';
 const skip = integrationSkipReason() ?? alertmanagerSkipReason();
 const HOST = 'fleethost';
 const FLEET_MAIL = 'fleet@example.org';
-/** Fails until /run/flaky-ok exists, then runs: a unit that fails and is later started successfully. */
+/**
+ * Fails until /run/flaky-ok exists, then runs: a unit that fails and is later started successfully.
+ * The pause before exiting lets journald read the process's cgroup, so its line carries the
+ * invocation id the alert's description is read by (a process gone first can log a line without
+ * it: the likely cause, not proven, of the description test timing out once in four CI runs).
+ */
 const FLAKY_UNIT = [
   '[Unit]',
   'Description=Flaky test service',
   '[Service]',
-  `ExecStart=/bin/sh -c 'test -e /run/flaky-ok || { echo "flaky: backend not reachable" >&2; exit 3; }; exec sleep infinity'`,
+  `ExecStart=/bin/sh -c 'test -e /run/flaky-ok || { echo "flaky: backend not reachable" >&2; sleep 0.3; exit 3; }; exec sleep infinity'`,
   '',
 ].join('\n');
 const VITAL_UNIT = [
