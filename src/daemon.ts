@@ -236,6 +236,7 @@ export class Daemon {
             maxBytes: config.outputLimitBytes,
             linesPerUnit: DESCRIPTION_JOURNAL_LINES,
             maxLineChars: DESCRIPTION_LINE_CHARS,
+            scope: this.#manager.scope,
           }),
         now: Date.now,
         random: Math.random,
