@@ -89,7 +89,7 @@ async function settle(instance: SystemdInstance, smtp: SmtpSink, sentinel: strin
 
 /** The count in unitwatch's STATUS= line, cumulative since its start. */
 function droppedSoFar(status: string): number {
-  return Number(/(\d+) forged signals dropped/.exec(status)?.[1] ?? 0);
+  return Number(/(\d+) forged messages dropped/.exec(status)?.[1] ?? 0);
 }
 
 async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: number, round: number) {

@@ -16,7 +16,7 @@ import { MailTransport } from './adapters/mail-transport.js';
 import { Outbox } from './adapters/outbox.js';
 import { SystemdNotifier } from './adapters/sd-notify.js';
 import { StateLog } from './adapters/state-log.js';
-import { SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
+import { type DroppedMessages, SystemdBus, type UnitChange } from './adapters/systemd-bus.js';
 import { WebhookSender } from './adapters/webhook-sender.js';
 import { DESCRIPTION_JOURNAL_LINES, DESCRIPTION_LINE_CHARS } from './core/alert.js';
 import type { Config } from './core/config.js';
@@ -359,10 +359,10 @@ export class Daemon {
         onUnitChange: (change: UnitChange) => watcher.handleChange(change),
         onUnitRemoved: (unit) => watcher.unitRemoved(unit),
         onSystemdRestarted: () => void this.#recatchUp(),
-        onDroppedSignals: (dropped) =>
+        onDroppedMessages: (dropped) =>
           this.#logger.warn(
             { sender: dropped.lastSender, member: dropped.lastMember, total: dropped.total },
-            `dropped ${dropped.count} D-Bus signal${dropped.count === 1 ? '' : 's'} not sent by systemd (last from ${dropped.lastSender}); someone on this host is sending forged unit changes`,
+            `dropped ${dropped.count} D-Bus message${dropped.count === 1 ? '' : 's'} not sent by systemd (last: ${describeDropped(dropped)}); someone on this host is sending forged unit changes`,
           ),
         onDisconnect: (reason) => this.#onDisconnect(bus, reason),
       },
@@ -471,9 +471,9 @@ export class Daemon {
     for (const peer of this.#alerts?.unreachable ?? []) {
       parts.push(`alertmanager ${peer.url} not taking alerts since ${clockTime(peer.sinceMs)}`);
     }
-    const dropped = this.#bus?.droppedSignals ?? 0;
+    const dropped = this.#bus?.droppedMessages ?? 0;
     parts.push(
-      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outboxLine()}${dropped > 0 ? `, ${dropped} forged signals dropped` : ''}`,
+      `watching ${watcher?.watchedUnits ?? 0} active units, ${failed} failed, ${watcher?.openIncidents ?? 0} open incidents, ${watcher?.heldFailures ?? 0} failures held, outbox ${this.#outboxLine()}${dropped > 0 ? `, ${dropped} forged messages dropped` : ''}`,
     );
     return parts.join('; ');
   }
@@ -537,6 +537,12 @@ export class Daemon {
 }
 
 /** `10:02:03` in UTC, as the status line shows it. */
+/** `PropertiesChanged from :1.42`; a message dropped unread (its header too large) names neither. */
+function describeDropped(dropped: DroppedMessages): string {
+  if (dropped.lastSender === '' && dropped.lastMember === '') return 'a message too large to read';
+  return `${dropped.lastMember || 'a message'} from ${dropped.lastSender || 'no named sender'}`;
+}
+
 function clockTime(ms: number): string {
   return new Date(ms).toISOString().slice(11, 19);
 }

@@ -4,6 +4,8 @@ import type { UnitFacts } from '../core/failure.js';
 import type { ServiceManager } from '../core/service-manager.js';
 import { isValidUnitName } from '../core/unit-name.js';
 import { BusCallError } from '../errors/bus-error.js';
+import { type BusConnection, openBusConnection } from './bus-connection.js';
+import { MessageType } from './bus-framing.js';
 
 const SYSTEMD = 'org.freedesktop.systemd1';
 const MANAGER_PATH = '/org/freedesktop/systemd1';
@@ -11,6 +13,9 @@ const MANAGER = 'org.freedesktop.systemd1.Manager';
 const UNIT = 'org.freedesktop.systemd1.Unit';
 const PROPERTIES = 'org.freedesktop.DBus.Properties';
 const BUS_DRIVER = 'org.freedesktop.DBus';
+const BUS_DRIVER_BYTES = Buffer.from(BUS_DRIVER);
+/** Where dbus-next, and libdbus, look for the system bus. */
+const DEFAULT_SYSTEM_BUS = 'unix:path=/var/run/dbus/system_bus_socket';
 
 /** One match rule for every unit, present and future: systemd sends these only to subscribed clients. */
 const UNIT_CHANGES_RULE = `type='signal',sender='${SYSTEMD}',interface='${PROPERTIES}',member='PropertiesChanged',arg0='${UNIT}'`;
@@ -43,11 +48,6 @@ const SERVICE_FACT_PROPERTIES = ['Result', 'ExecMainCode', 'ExecMainStatus', 'NR
  */
 const PARALLEL_CALLS = 64;
 
-interface Corkable {
-  cork(): void;
-  uncork(): void;
-}
-
 export interface UnitChange {
   readonly unit: string;
   readonly objectPath: string;
@@ -58,7 +58,7 @@ export interface UnitChange {
 /** A row of ListUnits carries what a change does, so catch-up treats each row as one. */
 export type ListedUnit = UnitChange;
 
-export interface DroppedSignals {
+export interface DroppedMessages {
   /** Dropped since the previous report. */
   readonly count: number;
   readonly total: number;
@@ -74,8 +74,8 @@ export interface SystemdBusEvents {
   onUnitRemoved?(unit: string): void;
   /** systemd has a new unique name (dbus restarted, daemon-reexec): what it knew may have moved on. */
   onSystemdRestarted?(): void;
-  /** Signals that did not come from systemd were dropped; at most one call per 10 s. */
-  onDroppedSignals?(dropped: DroppedSignals): void;
+  /** Messages that did not come from systemd were dropped; at most one call per 10 s. */
+  onDroppedMessages?(dropped: DroppedMessages): void;
   /** The connection is gone; no more changes will arrive on this instance. */
   onDisconnect(reason: Error): void;
 }
@@ -114,29 +114,8 @@ export function unitNameFromPath(objectPath: string): string | undefined {
   return Buffer.from(bytes).toString('utf8');
 }
 
-interface PrivateConnection {
-  on(event: 'end', listener: () => void): unknown;
-  stream: Corkable;
-}
-
-/**
- * dbus-next 0.10.2 (pinned exactly) keeps its connection in `_connection` and does not forward the
- * socket's end: without it a dropped bus goes unnoticed. Asserted here, at connect, so another
- * version fails loudly instead of silently turning the detection off.
- */
-function privateConnection(bus: dbus.MessageBus): PrivateConnection {
-  const connection = (bus as unknown as { _connection?: Partial<PrivateConnection> })._connection;
-  const stream = connection?.stream as Partial<Corkable> | undefined;
-  if (
-    typeof connection?.on !== 'function' ||
-    typeof stream?.cork !== 'function' ||
-    typeof stream.uncork !== 'function'
-  ) {
-    throw new Error(
-      'dbus-next has no _connection with a socket stream: unitwatch needs the dbus-next version pinned in package.json',
-    );
-  }
-  return connection as PrivateConnection;
+function sameBytes(bytes: Buffer, start: number, end: number, name: Buffer): boolean {
+  return end - start === name.length && bytes.compare(name, 0, name.length, start, end) === 0;
 }
 
 function unwrap(value: unknown): unknown {
@@ -171,8 +150,8 @@ export class SystemdBus {
   readonly #callTimeoutMs: number;
   #bus: dbus.MessageBus | undefined;
   #disconnected = false;
-  /** The bus socket, corked while the calls of one tick are written, so they leave in one syscall. */
-  #stream: Corkable | undefined;
+  /** The connection; its socket is corked while the calls of one tick are written, so they leave in one syscall. */
+  #connection: BusConnection | undefined;
   #corked = false;
   /** Rejecters of calls still waiting, so a lost connection fails them at once. */
   readonly #pendingCalls = new Set<(reason: Error) => void>();
@@ -181,14 +160,14 @@ export class SystemdBus {
   /** The user's manager on its session bus; undefined: PID 1 on the system bus. */
   readonly #manager: ServiceManager | undefined;
   /**
-   * The unique name (`:1.N`) that owns org.freedesktop.systemd1. Any local user may send a signal to
-   * our unique name directly, which no match rule filters: a signal from anyone else is dropped.
+   * The unique name (`:1.N`) that owns org.freedesktop.systemd1, as bytes. Any local user may
+   * send a signal to our unique name directly, which no match rule filters: a signal from anyone
+   * else is dropped by the connection's framer, before it is decoded (`#admit`).
    */
-  #systemdOwner: string | undefined;
+  #systemdOwnerBytes: Buffer | undefined;
   #droppedTotal = 0;
   #droppedSinceReport = 0;
   #lastDropReportMs = Number.NEGATIVE_INFINITY;
-  #lastDropped = { sender: '', member: '' };
   #dropReportTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -201,8 +180,8 @@ export class SystemdBus {
     this.#manager = options.manager;
   }
 
-  /** Signals dropped because they did not come from systemd, since start. */
-  get droppedSignals(): number {
+  /** Messages dropped because they did not come from systemd, since start. */
+  get droppedMessages(): number {
     return this.#droppedTotal;
   }
 
@@ -217,7 +196,7 @@ export class SystemdBus {
     const [owner] = await this.#call(BUS_DRIVER, '/org/freedesktop/DBus', BUS_DRIVER, 'GetNameOwner', 's', [
       SYSTEMD,
     ]);
-    this.#systemdOwner = String(owner);
+    this.#setSystemdOwner(String(owner));
     await this.#addMatch(UNIT_CHANGES_RULE);
     await this.#addMatch(UNIT_REMOVED_RULE);
     await this.#call(SYSTEMD, MANAGER_PATH, MANAGER, 'Subscribe');
@@ -237,20 +216,21 @@ export class SystemdBus {
     // A user's manager is on that user's session bus; the sender check below holds there the same
     // way: only the unique name that owns org.freedesktop.systemd1 on that bus is believed.
     const manager = this.#manager;
-    const bus =
+    const address =
       manager === undefined || manager.scope === 'system'
-        ? dbus.systemBus()
-        : dbus.sessionBus({ busAddress: manager.busAddress });
+        ? (process.env.DBUS_SYSTEM_BUS_ADDRESS ?? DEFAULT_SYSTEM_BUS)
+        : manager.busAddress;
+    const connection = openBusConnection(address, {
+      admit: (type, bytes, start, end) => this.#admit(type, bytes, start, end),
+      dropped: () => this.#dropped(),
+      ended: (reason) => this.#lost(reason),
+    });
+    const bus = connection.bus;
+    this.#connection = connection;
     this.#bus = bus;
     bus.on('error', (error: unknown) =>
       this.#lost(error instanceof Error ? error : new Error(String(error))),
     );
-    const connection = privateConnection(bus);
-    // dbus-next does not forward the socket's end; without this a dropped bus would go unnoticed.
-    connection.on('end', () =>
-      this.#lost(new Error(`the ${manager?.busName ?? 'system bus'} closed the connection`)),
-    );
-    this.#stream = connection.stream;
     bus.on('message', (message: dbus.Message) => this.#dispatch(message));
     // Fails fast when the connection cannot be made at all, instead of waiting for a call timeout.
     await this.#call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'GetId');
@@ -336,21 +316,36 @@ export class SystemdBus {
     return reply[0];
   }
 
+  /**
+   * Decides from a message's header, before anything of it is decoded: replies (the bus delivers
+   * only those to calls we made) and signals from the bus itself or from systemd are read; a signal
+   * from anyone else, and any method call (unitwatch serves nothing on the bus), is dropped.
+   */
+  #admit(type: number, bytes: Buffer, start: number, end: number): boolean {
+    if (type === MessageType.methodReturn || type === MessageType.error) return true;
+    if (type !== MessageType.signal) return false;
+    const owner = this.#systemdOwnerBytes;
+    return (
+      sameBytes(bytes, start, end, BUS_DRIVER_BYTES) ||
+      (owner !== undefined && sameBytes(bytes, start, end, owner))
+    );
+  }
+
+  #setSystemdOwner(owner: string): void {
+    this.#systemdOwnerBytes = owner === '' ? undefined : Buffer.from(owner);
+  }
+
+  /** Only the bus's and systemd's signals get here (`#admit`); the framer read them in order. */
   #dispatch(message: dbus.Message): void {
     if (message.type !== dbus.MessageType.SIGNAL) return;
-    const sender = message.sender ?? '';
     // Only the bus itself can send as org.freedesktop.DBus; its other signals (NameAcquired) are ours.
-    if (sender === BUS_DRIVER) {
+    if (message.sender === BUS_DRIVER) {
       if (message.member === 'NameOwnerChanged' && message.body?.[0] === SYSTEMD) {
         // A re-exec shows as two changes, old → '' and '' → new: the second one is the restart.
         const owner = String(message.body[2] ?? '');
-        this.#systemdOwner = owner === '' ? undefined : owner;
+        this.#setSystemdOwner(owner);
         if (owner !== '') this.#events.onSystemdRestarted?.();
       }
-      return;
-    }
-    if (this.#systemdOwner === undefined || sender !== this.#systemdOwner) {
-      this.#dropped(sender, message.member ?? '');
       return;
     }
     if (message.interface === MANAGER && message.member === 'UnitRemoved') {
@@ -377,10 +372,9 @@ export class SystemdBus {
    * The first drop is reported at once; later ones are summed up and reported when the interval
    * since the last report ends, so a flood costs one journal line per 10 s and its end is reported.
    */
-  #dropped(sender: string, member: string): void {
+  #dropped(): void {
     this.#droppedTotal++;
     this.#droppedSinceReport++;
-    this.#lastDropped = { sender, member };
     const waitMs = this.#lastDropReportMs + DROPPED_REPORT_INTERVAL_MS - this.#now();
     if (waitMs <= 0) this.#reportDropped();
     else if (this.#dropReportTimer === undefined) {
@@ -396,8 +390,8 @@ export class SystemdBus {
     this.#lastDropReportMs = this.#now();
     const count = this.#droppedSinceReport;
     this.#droppedSinceReport = 0;
-    const { sender, member } = this.#lastDropped;
-    this.#events.onDroppedSignals?.({
+    const { sender, member } = this.#connection?.lastDropped() ?? { sender: '', member: '' };
+    this.#events.onDroppedMessages?.({
       count,
       total: this.#droppedTotal,
       lastSender: sender,
@@ -418,7 +412,7 @@ export class SystemdBus {
    * fact read's five calls) leave in a single writev(2) when the tick ends.
    */
   #corkUntilNextTick(): void {
-    const stream = this.#stream;
+    const stream = this.#connection?.socket;
     if (stream === undefined || this.#corked) return;
     this.#corked = true;
     stream.cork();
