@@ -9,9 +9,9 @@ import { sampleProcess, TICKS_PER_SECOND } from './lib/cgroup.js';
  * `npm run bench:trust`: what hostile or heavy input costs the daemon, in the genuine systemd of the
  * test harness, running as its hardened service. Three figures (issues 10 and 11):
  * - 50,000 forged unit signals from an unprivileged user: mails (must be 0), RSS growth, and how long
- *   after the last signal the daemon's CPU is back to idle;
+ *   after the last signal the daemon's CPU is back to idle; RSS read once steady on both sides;
  * - 5,000 transient units with unique names failing and being garbage-collected: RSS before, right
- *   after and once settled;
+ *   after, once mailed, and once steady;
  * - a unit crash-looping about 4 times a second for 3 minutes: bytes written to the state per failure.
  * Writes bench/results/trust.json and prints a table. Timings share the machine with whatever else
  * runs: run it alone.
@@ -66,6 +66,30 @@ async function idleSince(pid: number, timeoutMs: number): Promise<number> {
   }
 }
 
+/** RSS samples a second apart that must all lie within STEADY_SPREAD_KB for RSS to count as steady. */
+const STEADY_SAMPLES = 10;
+const STEADY_SPREAD_KB = 256;
+
+/**
+ * The RSS once it has stopped moving: V8 gives pages back some seconds after the garbage is gone,
+ * so a reading taken at once measures when the last collection happened more than what is kept.
+ * Both sides of a growth figure are read this way; the reading right after is reported beside it.
+ */
+async function steadyRssKb(pid: number, timeoutMs = 120_000): Promise<{ rssKb: number; waitedMs: number }> {
+  const start = Date.now();
+  const samples: number[] = [];
+  for (;;) {
+    samples.push(rssKb(pid));
+    if (samples.length > STEADY_SAMPLES) samples.shift();
+    const waitedMs = Date.now() - start;
+    if (samples.length === STEADY_SAMPLES && Math.max(...samples) - Math.min(...samples) <= STEADY_SPREAD_KB)
+      return { rssKb: samples.at(-1) ?? Number.NaN, waitedMs };
+    if (waitedMs > timeoutMs)
+      throw new Error(`the daemon's RSS did not settle within ${timeoutMs} ms: ${samples.join(' ')} KiB`);
+    await sleep(1000);
+  }
+}
+
 async function settle(instance: SystemdInstance, smtp: SmtpSink, sentinel: string): Promise<void> {
   await instance.run([
     'systemd-run',
@@ -95,7 +119,7 @@ function droppedSoFar(status: string): number {
 async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: number, round: number) {
   const pid = await hostPid(instance);
   await idleSince(pid, 30_000);
-  const rssBefore = rssKb(pid);
+  const rssBefore = (await steadyRssKb(pid)).rssKb;
   const mailsBefore = smtp.mails.length;
   const droppedBefore = droppedSoFar(await instance.property('unitwatch.service', 'StatusText'));
   const listing = await instance.run(['busctl', '--system', 'list', '--unique', '--no-legend']);
@@ -121,8 +145,10 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: num
   ]);
   const lastSignalMs = Date.now();
   const idleAtMs = await idleSince(pid, 120_000);
-  const rssAfter = rssKb(pid);
+  const rssRightAfter = rssKb(pid);
   await settle(instance, smtp, `sentinel-forged-${round}.service`);
+  const steadyAfter = await steadyRssKb(pid);
+  const rssAfter = steadyAfter.rssKb;
   // Forged names are forged0.service … forgedN.service; the sentinel's name must not count.
   const forgedMails = smtp.mails
     .slice(mailsBefore)
@@ -137,8 +163,10 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: num
     signals: count,
     mails: forgedMails.length,
     rssBeforeKb: rssBefore,
+    rssRightAfterKb: rssRightAfter,
     rssAfterKb: rssAfter,
     rssGrowthKb: rssAfter - rssBefore,
+    steadyAfterMs: steadyAfter.waitedMs,
     idleAfterLastSignalMs: Math.max(0, idleAtMs - lastSignalMs),
     /** As unitwatch counted them: fewer than sent means dbus-daemon did not deliver them all. */
     dropped,
@@ -149,7 +177,7 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: num
 async function transientUnits(instance: SystemdInstance, smtp: SmtpSink, round: number) {
   const pid = await hostPid(instance);
   await idleSince(pid, 30_000);
-  const rssBefore = rssKb(pid);
+  const rssBefore = (await steadyRssKb(pid)).rssKb;
   log(`failing ${TRANSIENT} transient units that are garbage-collected at once`);
   await instance.run([
     'sh',
@@ -160,11 +188,14 @@ async function transientUnits(instance: SystemdInstance, smtp: SmtpSink, round: 
   await idleSince(pid, 300_000);
   await settle(instance, smtp, `sentinel-gc-${round}.service`);
   const rssSettled = rssKb(pid);
+  const steady = await steadyRssKb(pid);
   return {
     units: TRANSIENT,
     rssBeforeKb: rssBefore,
     rssRightAfterKb: rssRightAfter,
     rssSettledKb: rssSettled,
+    rssSteadyKb: steady.rssKb,
+    steadyAfterMs: steady.waitedMs,
   };
 }
 
@@ -282,12 +313,12 @@ async function main(): Promise<void> {
       '| --- | --- |',
       ...floods.flatMap((flood) => [
         `| forged signals sent → dropped by unitwatch → mailed | ${flood.signals} → ${flood.dropped} → ${flood.mails} |`,
-        `| RSS growth over this flood / since before the first | ${(flood.rssGrowthKb / 1024).toFixed(1)} / ${((flood.rssAfterKb - baselineKb) / 1024).toFixed(1)} MiB |`,
+        `| RSS right after the flood / steady again, growth over this flood / since before the first | ${(flood.rssRightAfterKb / 1024).toFixed(1)} / ${(flood.rssAfterKb / 1024).toFixed(1)} MiB, ${(flood.rssGrowthKb / 1024).toFixed(1)} / ${((flood.rssAfterKb - baselineKb) / 1024).toFixed(1)} MiB |`,
         `| CPU idle again after the last forged signal | ${(flood.idleAfterLastSignalMs / 1000).toFixed(1)} s |`,
       ]),
       ...transients.map(
         (transient) =>
-          `| RSS before / right after / settled, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(1)} / ${(transient.rssRightAfterKb / 1024).toFixed(1)} / ${(transient.rssSettledKb / 1024).toFixed(1)} MiB |`,
+          `| RSS before / right after / mailed / steady again, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(1)} / ${(transient.rssRightAfterKb / 1024).toFixed(1)} / ${(transient.rssSettledKb / 1024).toFixed(1)} / ${(transient.rssSteadyKb / 1024).toFixed(1)} MiB |`,
       ),
       `| crash loop: failures in ${loop.seconds} s | ${loop.failures} |`,
       `| state bytes written per failure | ${loop.bytesPerFailure} |`,
