@@ -111,6 +111,13 @@ async function settle(instance: SystemdInstance, smtp: SmtpSink, sentinel: strin
   );
 }
 
+/** Units tracked and incidents open, from unitwatch's STATUS= line. */
+function heldCounts(status: string): string {
+  const units = /watching (\d+) active units/.exec(status)?.[1] ?? '?';
+  const incidents = /(\d+) open incidents/.exec(status)?.[1] ?? '?';
+  return `${units} units tracked, ${incidents} incidents open`;
+}
+
 /** The count in unitwatch's STATUS= line, cumulative since its start. */
 function droppedSoFar(status: string): number {
   return Number(/(\d+) forged messages dropped/.exec(status)?.[1] ?? 0);
@@ -146,9 +153,10 @@ async function forgedFlood(instance: SystemdInstance, smtp: SmtpSink, count: num
   const lastSignalMs = Date.now();
   const idleAtMs = await idleSince(pid, 120_000);
   const rssRightAfter = rssKb(pid);
-  await settle(instance, smtp, `sentinel-forged-${round}.service`);
+  // Read before the barrier below: its failure and mail cost memory of their own.
   const steadyAfter = await steadyRssKb(pid);
   const rssAfter = steadyAfter.rssKb;
+  await settle(instance, smtp, `sentinel-forged-${round}.service`);
   // Forged names are forged0.service … forgedN.service; the sentinel's name must not count.
   const forgedMails = smtp.mails
     .slice(mailsBefore)
@@ -178,6 +186,7 @@ async function transientUnits(instance: SystemdInstance, smtp: SmtpSink, round: 
   const pid = await hostPid(instance);
   await idleSince(pid, 30_000);
   const rssBefore = (await steadyRssKb(pid)).rssKb;
+  const statusBefore = await instance.property('unitwatch.service', 'StatusText');
   log(`failing ${TRANSIENT} transient units that are garbage-collected at once`);
   await instance.run([
     'sh',
@@ -189,7 +198,11 @@ async function transientUnits(instance: SystemdInstance, smtp: SmtpSink, round: 
   await settle(instance, smtp, `sentinel-gc-${round}.service`);
   const rssSettled = rssKb(pid);
   const steady = await steadyRssKb(pid);
+  // What the daemon holds per unit, as it counts it: the same before and after means none is kept.
+  const statusAfter = await instance.property('unitwatch.service', 'StatusText');
   return {
+    heldBefore: heldCounts(statusBefore),
+    heldAfter: heldCounts(statusAfter),
     units: TRANSIENT,
     rssBeforeKb: rssBefore,
     rssRightAfterKb: rssRightAfter,
@@ -291,6 +304,9 @@ async function main(): Promise<void> {
         : { Environment: `NODE_OPTIONS=${process.env.BENCH_NODE_OPTIONS}` },
     );
     await startUnitwatch(instance);
+    // A first failure and mail before any baseline: the code paths a mail takes are compiled once,
+    // and that memory is not the floods'.
+    await settle(instance, smtp, 'sentinel-warm-up.service');
     const floods = [];
     for (const [round, count] of FORGED.entries()) {
       const flood = await forgedFlood(instance, smtp, count, round);
@@ -318,7 +334,7 @@ async function main(): Promise<void> {
       ]),
       ...transients.map(
         (transient) =>
-          `| RSS before / right after / mailed / steady again, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(1)} / ${(transient.rssRightAfterKb / 1024).toFixed(1)} / ${(transient.rssSettledKb / 1024).toFixed(1)} / ${(transient.rssSteadyKb / 1024).toFixed(1)} MiB |`,
+          `| RSS before / right after / mailed / steady again, ${transient.units} transient units | ${(transient.rssBeforeKb / 1024).toFixed(1)} / ${(transient.rssRightAfterKb / 1024).toFixed(1)} / ${(transient.rssSettledKb / 1024).toFixed(1)} / ${(transient.rssSteadyKb / 1024).toFixed(1)} MiB; ${transient.heldBefore} → ${transient.heldAfter} |`,
       ),
       `| crash loop: failures in ${loop.seconds} s | ${loop.failures} |`,
       `| state bytes written per failure | ${loop.bytesPerFailure} |`,
