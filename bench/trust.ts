@@ -19,8 +19,8 @@ import { sampleProcess, TICKS_PER_SECOND } from './lib/cgroup.js';
 
 /** Floods one after another, each measured from the RSS before the first: growth that stops growing is bounded. */
 const FORGED = (process.env.BENCH_FORGED ?? '50000,200000').split(',').map(Number);
-/** Two rounds: if the second adds nothing, what the first left is the heap's size, not units kept. */
-const TRANSIENT_ROUNDS = 2;
+/** Three rounds: if the later ones add nothing, what the first left is the heap's size, not units kept. */
+const TRANSIENT_ROUNDS = 3;
 const TRANSIENT = Number(process.env.BENCH_TRANSIENT ?? 5000);
 const LOOP_SECONDS = Number(process.env.BENCH_LOOP_SECONDS ?? 180);
 const STATE = '/var/lib/private/unitwatch';
