@@ -77,12 +77,13 @@ buildNpmPackage {
   };
   npmConfigHook = importNpmLock.npmConfigHook;
 
-  # The only install script in the tree is dbus-next's optional native `usocket`, used for
-  # passing file descriptors over D-Bus, which unitwatch never does; skipping it keeps the
-  # build free of node-gyp.
+  # The install scripts in the tree are dbus-next's optional native `usocket`, used for passing
+  # file descriptors over D-Bus, which unitwatch never does, and esbuild's check of its own
+  # binary, which runs without it; skipping them keeps the build free of node-gyp.
   npmRebuildFlags = [ "--ignore-scripts" ];
 
-  # `npm run build` is tsc; npmInstallHook then copies what `files` lists, prunes dev
+  # `npm run build` is tsc, then esbuild (a devDependency, its binary from the npm registry like
+  # any package) bundling dist/cli.js; npmInstallHook then copies what `files` lists, prunes dev
   # dependencies and wraps each `bin` entry so it runs with this pinned nodejs.
   nativeBuildInputs = [ makeWrapper ];
 

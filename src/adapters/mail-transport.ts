@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import {
   isLoopback,
   type SendmailTransportConfig,
@@ -77,11 +77,16 @@ export type MailConfig = Pick<StatelessConfig, 'from' | 'to' | 'hostname'> & {
 /**
  * Sends composed mail over SMTP (pooled, so a storm reuses one warm connection) or through a
  * sendmail binary. Every failure becomes a MailDeliveryError that says whether retrying can help.
+ * nodemailer is imported at the first send, not at start: its import cost some 40 ms of the
+ * daemon's start-up, which a start that mails nothing need not pay (docs/benchmarks.md).
  */
 export class MailTransport implements MailSender {
   readonly #config: MailConfig;
   readonly #password: string | undefined;
-  #transporter: Transporter | undefined;
+  /** What start() read (UNITWATCH_SMTP_CA_FILE): set once started, until stop(). */
+  #started: { readonly ca: string | undefined } | undefined;
+  /** nodemailer imported and the transporter made, at the first send after start(). */
+  #transporter: Promise<Transporter> | undefined;
 
   constructor(config: MailConfig, password: string | undefined) {
     this.#config = config;
@@ -93,48 +98,27 @@ export class MailTransport implements MailSender {
     return transport.kind === 'smtp' ? transport.url : `sendmail ${transport.path}`;
   }
 
-  /** Throws ConfigError when UNITWATCH_SMTP_CA_FILE cannot be read. */
+  /** Throws ConfigError when UNITWATCH_SMTP_CA_FILE cannot be read: that is a start-up error still. */
   start(): void {
-    const transport = this.#config.transport;
-    const ca = readSmtpCaFile(transport);
-    this.#transporter =
-      transport.kind === 'smtp'
-        ? nodemailer.createTransport({
-            host: transport.host,
-            port: transport.port,
-            secure: transport.secure,
-            // Credentials never cross an unencrypted connection; parseConfig makes startTls
-            // `require` whenever there is a user, and this holds even for a Config built by hand.
-            requireTLS:
-              !transport.secure && (transport.user !== undefined || startTlsOf(transport) === 'require'),
-            tls: {
-              rejectUnauthorized: true,
-              minVersion: 'TLSv1.2',
-              ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }),
-            },
-            ...(transport.user === undefined
-              ? {}
-              : { auth: { user: transport.user, pass: this.#password ?? '' } }),
-            pool: true,
-            maxConnections: 2,
-            connectionTimeout: 15_000,
-            greetingTimeout: 15_000,
-            socketTimeout: 30_000,
-            name: this.#config.hostname,
-          })
-        : nodemailer.createTransport({ sendmail: true, path: transport.path, newline: 'unix' });
+    this.#started = { ca: readSmtpCaFile(this.#config.transport) };
   }
 
   stop(): void {
-    this.#transporter?.close();
+    const transporter = this.#transporter;
+    this.#started = undefined;
     this.#transporter = undefined;
+    // Closed once made when a first send is still importing nodemailer, as a made one is at once.
+    void transporter?.then(
+      (made) => made.close(),
+      () => undefined,
+    );
   }
 
   async send(mail: ComposedMail): Promise<DeliveryReceipt> {
-    const transporter = this.#transporter;
-    if (transporter === undefined)
+    if (this.#started === undefined)
       throw new MailDeliveryError(this.description, new Error('transport not started'));
     try {
+      const transporter = await this.#open();
       const info = await transporter.sendMail({
         from: this.#config.from,
         to: [...this.#config.to],
@@ -151,6 +135,41 @@ export class MailTransport implements MailSender {
         explained(error, explainSmtpError(error, this.#config.transport)),
       );
     }
+  }
+
+  /** The one transporter of this start, made at the first send; concurrent sends share it. */
+  #open(): Promise<Transporter> {
+    const started = this.#started;
+    if (started === undefined) return Promise.reject(new Error('transport stopped'));
+    this.#transporter ??= import('nodemailer').then(({ default: nodemailer }) => {
+      const transport = this.#config.transport;
+      return transport.kind === 'smtp'
+        ? nodemailer.createTransport({
+            host: transport.host,
+            port: transport.port,
+            secure: transport.secure,
+            // Credentials never cross an unencrypted connection; parseConfig makes startTls
+            // `require` whenever there is a user, and this holds even for a Config built by hand.
+            requireTLS:
+              !transport.secure && (transport.user !== undefined || startTlsOf(transport) === 'require'),
+            tls: {
+              rejectUnauthorized: true,
+              minVersion: 'TLSv1.2',
+              ...(started.ca === undefined ? {} : { ca: [...rootCertificates, started.ca] }),
+            },
+            ...(transport.user === undefined
+              ? {}
+              : { auth: { user: transport.user, pass: this.#password ?? '' } }),
+            pool: true,
+            maxConnections: 2,
+            connectionTimeout: 15_000,
+            greetingTimeout: 15_000,
+            socketTimeout: 30_000,
+            name: this.#config.hostname,
+          })
+        : nodemailer.createTransport({ sendmail: true, path: transport.path, newline: 'unix' });
+    });
+    return this.#transporter;
   }
 }
 
