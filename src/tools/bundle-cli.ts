@@ -5,7 +5,7 @@ import { build, type Plugin } from 'esbuild';
  * `npm run build`'s second step: the dist/cli.js tsc wrote becomes one file holding unitwatch and
  * the dependencies it starts with. Node 20 resolves, reads, compiles and links every ES module
  * apart, and a start loaded some 180 of them, 95 of them zod's; as one file, READY=1 with 1,000
- * units came about 70 ms sooner and the heap at idle was some 12 MiB smaller (docs/benchmarks.md).
+ * units came about 70 ms sooner in interleaved runs, and idle RSS some 1–2 MiB lower (docs/benchmarks.md).
  * The other files tsc wrote stay, for the tools and the test fixtures that import them.
  */
 const entry = fileURLToPath(new URL('../cli.js', import.meta.url));
