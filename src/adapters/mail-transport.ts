@@ -169,7 +169,12 @@ export class MailTransport implements MailSender {
           })
         : nodemailer.createTransport({ sendmail: true, path: transport.path, newline: 'unix' });
     });
-    return this.#transporter;
+    const opening = this.#transporter;
+    // A failed import is not kept: the next send, a retry, tries again.
+    opening.catch(() => {
+      if (this.#transporter === opening) this.#transporter = undefined;
+    });
+    return opening;
   }
 }
 
