@@ -4,6 +4,7 @@ import dbus from 'dbus-next';
 import MessageBusClass from 'dbus-next/lib/bus.js';
 import DBusBuffer from 'dbus-next/lib/dbus-buffer.js';
 import compat from 'dbus-next/lib/marshall-compat.js';
+import { unescapeAddressValue } from '../core/service-manager.js';
 import { MessageFramer, type MessageHeader } from './bus-framing.js';
 
 /**
@@ -129,7 +130,6 @@ export function openBusConnection(address: string, filter: BusFilter): BusConnec
     for (const message of queued) write(message);
     queued = [];
     connection.message = write;
-    connection.emit('connect');
     return newline + 1;
   };
 
@@ -164,10 +164,7 @@ export function openBusConnection(address: string, filter: BusFilter): BusConnec
     const uid = Buffer.from(String(process.getuid?.() ?? 0), 'ascii').toString('hex');
     socket.write(`\0AUTH EXTERNAL ${uid}\r\n`);
   });
-  socket.on('error', (error) => {
-    connection.emit('error', error);
-    end(error);
-  });
+  socket.on('error', (error) => end(error));
   socket.on('end', () => end(new Error('the bus closed the connection')));
   socket.on('close', () => end(new Error('the connection to the bus closed')));
   // MessageBus sends Hello from its constructor: the queue above holds it until authentication.
@@ -193,11 +190,4 @@ function toDbusMessage(header: MessageHeader, body: Buffer): dbus.Message {
   const { littleEndian: _endianness, signature: _signature, ...fields } = header;
   // dbus-next's typings call replySerial a string; it keys its reply handlers by it either way.
   return new dbus.Message({ ...fields, signature, body: values } as unknown as dbus.MessageLike);
-}
-
-/** D-Bus addresses escape bytes as %xx (specification, "Server Addresses"). */
-function unescapeAddressValue(value: string): string {
-  return value.replace(/%([0-9a-fA-F]{2})/g, (_match, hex: string) =>
-    String.fromCharCode(Number.parseInt(hex, 16)),
-  );
 }

@@ -146,12 +146,15 @@ export class MessageFramer {
     }
     if (headerBytes > available) {
       // The header fields go on in the next read; a header too large to hold is dropped unread.
-      if (headerBytes - FIXED_HEADER_BYTES > MAX_HEADER_FIELD_BYTES)
-        return this.#dropUnread(chunk, offset, length);
+      if (headerBytes - FIXED_HEADER_BYTES > MAX_HEADER_FIELD_BYTES) {
+        // Skipped from its first byte, which push() does from here.
+        this.#dropUnread(this.#messageBytes(chunk, offset));
+        return offset;
+      }
       this.#partial = Buffer.from(chunk.subarray(offset, length));
       return length;
     }
-    return this.#decide(chunk, offset, offset + headerBytes, length);
+    return this.#decide(chunk, offset, chunk, offset + headerBytes, length);
   }
 
   /** Tops up the held header bytes from this chunk; decides once the header is whole. */
@@ -172,9 +175,8 @@ export class MessageFramer {
       const headerBytes = this.#headerBytes(grown, 0);
       if (headerBytes === undefined) return length;
       if (headerBytes - FIXED_HEADER_BYTES > MAX_HEADER_FIELD_BYTES) {
-        this.#partial = undefined;
-        this.#skipping = this.#messageBytes(grown, 0) - FIXED_HEADER_BYTES;
-        this.#countUnreadDrop();
+        // Its fixed header is read already; the rest is skipped.
+        this.#dropUnread(this.#messageBytes(grown, 0) - FIXED_HEADER_BYTES);
         return offset;
       }
       if (headerBytes > FIXED_HEADER_BYTES) {
@@ -184,38 +186,25 @@ export class MessageFramer {
     }
     this.#partial = undefined;
     // The header is whole in `grown`; the body, if any, starts at `offset` of this chunk.
-    const bodyBytes = this.#bodyBytes(grown, 0);
-    return this.#decideHeld(grown, bodyBytes, chunk, offset, length);
+    return this.#decide(grown, 0, chunk, offset, length);
   }
 
-  /** A message whose header is `chunk[start, headerEnd)`; its body follows in the same chunk. */
-  #decide(chunk: Buffer, start: number, headerEnd: number, length: number): number {
-    const bodyBytes = this.#bodyBytes(chunk, start);
-    if (!this.#admitted(chunk, start)) {
+  /**
+   * A message whose whole header starts at `header[start]` (the chunk itself, or the bytes held
+   * over from earlier reads) and whose body starts at `chunk[bodyOffset]`: skipped, or collected.
+   */
+  #decide(header: Buffer, start: number, chunk: Buffer, bodyOffset: number, length: number): number {
+    const bodyBytes = this.#bodyBytes(header, start);
+    if (!this.#admitted(header, start)) {
       this.#skipping = bodyBytes;
-      return headerEnd;
+      return bodyOffset;
     }
-    return this.#beginBody(this.#decodeHeader(chunk, start), bodyBytes, chunk, headerEnd, length);
-  }
-
-  /** A message whose header was held over from earlier reads; its body starts at `offset`. */
-  #decideHeld(held: Buffer, bodyBytes: number, chunk: Buffer, offset: number, length: number): number {
-    if (!this.#admitted(held, 0)) {
-      this.#skipping = bodyBytes;
-      return offset;
-    }
-    return this.#beginBody(this.#decodeHeader(held, 0), bodyBytes, chunk, offset, length);
-  }
-
-  #beginBody(
-    header: MessageHeader,
-    bodyBytes: number,
-    chunk: Buffer,
-    offset: number,
-    length: number,
-  ): number {
-    this.#collecting = { header, body: Buffer.allocUnsafe(bodyBytes), filled: 0 };
-    return this.#collect(chunk, offset, length);
+    this.#collecting = {
+      header: this.#decodeHeader(header, start),
+      body: Buffer.allocUnsafe(bodyBytes),
+      filled: 0,
+    };
+    return this.#collect(chunk, bodyOffset, length);
   }
 
   /** Copies what this chunk holds of the body; the message goes out once the body is whole. */
@@ -248,15 +237,10 @@ export class MessageFramer {
     return admitted;
   }
 
-  #dropUnread(chunk: Buffer, offset: number, length: number): number {
-    this.#skipping = this.#messageBytes(chunk, offset);
-    this.#countUnreadDrop();
-    const skipped = Math.min(this.#skipping, length - offset);
-    this.#skipping -= skipped;
-    return offset + skipped;
-  }
-
-  #countUnreadDrop(): void {
+  /** A message dropped without reading its header: `bytes` of it are still to come. */
+  #dropUnread(bytes: number): void {
+    this.#partial = undefined;
+    this.#skipping = bytes;
     this.#lastSenderLength = 0;
     this.#lastMemberLength = 0;
     this.#events.dropped();

@@ -1,7 +1,7 @@
 import dbus from 'dbus-next';
 import { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import type { UnitFacts } from '../core/failure.js';
-import type { ServiceManager } from '../core/service-manager.js';
+import { type ServiceManager, systemManager } from '../core/service-manager.js';
 import { isValidUnitName } from '../core/unit-name.js';
 import { BusCallError } from '../errors/bus-error.js';
 import { type BusConnection, openBusConnection } from './bus-connection.js';
@@ -14,8 +14,6 @@ const UNIT = 'org.freedesktop.systemd1.Unit';
 const PROPERTIES = 'org.freedesktop.DBus.Properties';
 const BUS_DRIVER = 'org.freedesktop.DBus';
 const BUS_DRIVER_BYTES = Buffer.from(BUS_DRIVER);
-/** Where dbus-next, and libdbus, look for the system bus. */
-const DEFAULT_SYSTEM_BUS = 'unix:path=/var/run/dbus/system_bus_socket';
 
 /** One match rule for every unit, present and future: systemd sends these only to subscribed clients. */
 const UNIT_CHANGES_RULE = `type='signal',sender='${SYSTEMD}',interface='${PROPERTIES}',member='PropertiesChanged',arg0='${UNIT}'`;
@@ -215,12 +213,8 @@ export class SystemdBus {
   async connect(): Promise<void> {
     // A user's manager is on that user's session bus; the sender check below holds there the same
     // way: only the unique name that owns org.freedesktop.systemd1 on that bus is believed.
-    const manager = this.#manager;
-    const address =
-      manager === undefined || manager.scope === 'system'
-        ? (process.env.DBUS_SYSTEM_BUS_ADDRESS ?? DEFAULT_SYSTEM_BUS)
-        : manager.busAddress;
-    const connection = openBusConnection(address, {
+    const manager = this.#manager ?? systemManager(process.env);
+    const connection = openBusConnection(manager.busAddress, {
       admit: (type, bytes, start, end) => this.#admit(type, bytes, start, end),
       dropped: () => this.#dropped(),
       ended: (reason) => this.#lost(reason),

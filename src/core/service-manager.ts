@@ -40,6 +40,18 @@ export function escapeAddressValue(value: string): string {
     .join('');
 }
 
+/** The reverse of escapeAddressValue: each `%XX` back to its byte, the whole read as UTF-8. */
+export function unescapeAddressValue(value: string): string {
+  const parts = value.split(/(%[0-9a-fA-F]{2})/);
+  return Buffer.concat(
+    parts.map((part) =>
+      /^%[0-9a-fA-F]{2}$/.test(part)
+        ? Buffer.from([Number.parseInt(part.slice(1), 16)])
+        : Buffer.from(part, 'utf8'),
+    ),
+  ).toString('utf8');
+}
+
 /**
  * The user's manager, on `DBUS_SESSION_BUS_ADDRESS`, else on `$XDG_RUNTIME_DIR/bus` (the socket the
  * user's `dbus.socket` listens on, from Debian's dbus-user-session). When neither is there, the

@@ -4,6 +4,7 @@ import {
   escapeAddressValue,
   scopeArguments,
   systemManager,
+  unescapeAddressValue,
   userManager,
   userStateDirectory,
   userStateDirectoryCandidates,
@@ -82,6 +83,13 @@ describe('escapeAddressValue', () => {
   it('leaves the optionally-escaped bytes alone and escapes the rest as %xx, UTF-8 bytewise', () => {
     expect(escapeAddressValue('/run/user/1000/bus')).toBe('/run/user/1000/bus');
     expect(escapeAddressValue('/home/é;')).toBe('/home/%c3%a9%3b');
+  });
+
+  it('is undone by unescapeAddressValue, which also takes upper-case hex and unescaped UTF-8', () => {
+    for (const path of ['/run/user/1000/bus', '/home/é;,=x y/bus']) {
+      expect(unescapeAddressValue(escapeAddressValue(path))).toBe(path);
+    }
+    expect(unescapeAddressValue('/run/b%2Cus/é')).toBe('/run/b,us/é');
   });
 });
 
