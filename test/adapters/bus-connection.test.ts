@@ -163,8 +163,16 @@ describe('openBusConnection, against a real dbus-daemon', () => {
         interface: 'org.example.Any',
         member: 'Poke',
       });
-      call.flags = dbus.MessageFlag.NO_REPLY_EXPECTED;
-      mallory.send(call);
+      // A call that wants a reply: dbus-next's own connection would answer it (UnknownMethod).
+      let answered = false;
+      mallory.call(call).then(
+        () => {
+          answered = true;
+        },
+        () => {
+          answered = true;
+        },
+      );
       // Messages between two clients keep their order: once the reply to this comes, all the above
       // have reached the target's socket; a round trip of the target's own then shows it read them.
       await driverCall(mallory, 'GetId');
@@ -172,6 +180,23 @@ describe('openBusConnection, against a real dbus-daemon', () => {
       await until(() => dropped() === 101, '101 drops');
       expect(signals.filter((signal) => signal.sender === malloryName)).toEqual([]);
       expect(connection.lastDropped()).toEqual({ sender: malloryName, member: 'Poke' });
+      // The barrier: a signal from the target to mallory, which arrives after any reply it sent.
+      const barrier = new Promise<void>((resolve) =>
+        mallory.on('message', (message: dbus.Message) => {
+          if (message.member === 'Barrier') resolve();
+        }),
+      );
+      connection.bus.send(
+        new dbus.Message({
+          type: dbus.MessageType.SIGNAL,
+          destination: malloryName,
+          path: '/',
+          interface: 'org.example.Test',
+          member: 'Barrier',
+        }),
+      );
+      await barrier;
+      expect(answered).toBe(false);
     } finally {
       mallory.disconnect();
       connection.bus.disconnect();
